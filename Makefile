@@ -1,0 +1,102 @@
+# polysim: build, test, run, bench, install.  `make help` lists the targets.
+LUA_VERSION     ?= 5.4
+LUA             ?= lua$(LUA_VERSION)
+LUA_INCLUDE_DIR ?= /usr/include/lua$(LUA_VERSION)
+LUA_LIB         ?= -llua$(LUA_VERSION)
+PREFIX          ?= /usr/local
+LUA_SHARE_DIR   ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+LUA_LIB_DIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+CC              ?= cc
+CFLAGS          ?= -O2 -g
+BUILD           ?= build
+
+CWARNS = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings \
+         -Wstrict-prototypes -Wmissing-prototypes -Wnested-externs -Wundef -Wformat=2
+LIBS   = $(shell pkg-config --libs libcurl libmicrohttpd 2>/dev/null || echo -lcurl -lmicrohttpd) -lm
+XCFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(CWARNS) -I$(LUA_INCLUDE_DIR) -Iinclude $(CFLAGS)
+
+CORE_SRC = src/core.c src/json.c src/decimal.c src/errors.c src/loop.c src/http.c \
+           src/server.c src/ws.c src/sha1.c src/sys.c
+HOST_SRC = src/host.c
+CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+HOST_OBJ = $(HOST_SRC:src/%.c=$(BUILD)/obj/%.o)
+HEADERS  = $(wildcard src/*.h include/*.h)
+
+CORE_SO  = $(BUILD)/lib/polysim/core.so
+EXE      = $(BUILD)/bin/polysim
+LIBHOST  = $(BUILD)/lib/libpolysim.a
+
+# Running from the source tree: our Lua files and core.so come first.
+RUN_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
+          LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/lib/?.so;;" POLYSIM_EXE="$(CURDIR)/$(EXE)"
+BUSTED  = $(LUA) /usr/bin/busted
+
+.PHONY: all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
+all: build
+
+help:
+	@echo "make run      build and run the default example strategy on the embedded exchange"
+	@echo "make test     install missing packages, build, run every spec; ends with 'N passed, N failed'"
+	@echo "make serve    run the local exchange (polysim serve)"
+	@echo "make bench    run the benchmarks in bench/"
+	@echo "make check    test + lint + AddressSanitizer/UBSan run"
+	@echo "make fuzz     libFuzzer run of the WebSocket frame parser (needs clang)"
+	@echo "make install  install module, Lua files and the polysim command under PREFIX"
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps $(CORE_SO) $(EXE)
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -DPOLYSIM_LUADIR='"$(POLYSIM_LUADIR)"' -c -o $@ $<
+
+POLYSIM_LUADIR ?= $(CURDIR)/lua
+
+$(CORE_SO): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(CORE_OBJ) $(LIBS) $(LDFLAGS)
+
+$(LIBHOST): $(CORE_OBJ) $(HOST_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(EXE): $(BUILD)/obj/main.o $(LIBHOST)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(BUILD)/obj/main.o $(LIBHOST) $(LUA_LIB) $(LIBS) -ldl $(LDFLAGS)
+
+# The test command: specs under Lua 5.4, then the C-level tests; one closing count.
+test: build
+	@$(RUN_ENV) $(LUA) spec/run.lua $(SPEC)
+
+lint: deps
+	luacheck -q lua spec examples bench
+
+run: build
+	$(RUN_ENV) $(EXE) run examples/mean_reversion.lua --duration $${DURATION:-20}
+
+serve: build
+	$(RUN_ENV) $(EXE) serve --port $${PORT:-8000}
+
+bench: build
+	@$(RUN_ENV) sh bench/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" build
+	$(RUN_ENV) LUA_CPATH_5_4="$(CURDIR)/build-asan/lib/?.so;;" ASAN_OPTIONS=detect_leaks=0 \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
+	  $(LUA) spec/run.lua $(SPEC)
+
+check: test lint asan
+
+install: build
+	install -d $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin
+	install -m 644 lua/polysim/*.lua $(DESTDIR)$(LUA_SHARE_DIR)/polysim/
+	install -m 644 lua/polysim/exchange/*.lua $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange/
+	install -m 755 $(CORE_SO) $(DESTDIR)$(LUA_LIB_DIR)/polysim/core.so
+	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/bin/polysim
+	install -m 755 build-install/bin/polysim $(DESTDIR)$(PREFIX)/bin/polysim
+
+clean:
+	rm -rf $(BUILD) build-asan build-install build-fuzz

@@ -1,0 +1,2 @@
+#include "internal.h"
+typedef int ps_host_placeholder;
