@@ -35,6 +35,9 @@ int ps_json_push(lua_State *L, const char *s, size_t n, char *err, size_t errlen
 /* Pushes polysim.null (a light userdata sentinel). */
 void ps_json_pushnull(lua_State *L);
 int ps_json_isnull(lua_State *L, int idx);
+/* Encodes the value at idx as JSON and pushes the text (sort_keys: object keys in byte
+ * order). Raises "json_encode: ... (at $.path)" on unencodable values, like core.json_encode. */
+void ps_json_encode(lua_State *L, int idx, int sort_keys);
 
 /* sha1.c -------------------------------------------------------------------------------- */
 void ps_sha1(const void *data, size_t n, unsigned char out[20]);
