@@ -50,13 +50,13 @@ build: deps $(CORE_SO) $(EXE)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) -DPOLYSIM_LUADIR='"$(POLYSIM_LUADIR)"' -c -o $@ $<
+	@echo "  CC $@"; $(CC) $(XCFLAGS) -DPOLYSIM_LUADIR='"$(POLYSIM_LUADIR)"' -c -o $@ $<
 
 POLYSIM_LUADIR ?= $(CURDIR)/lua
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(CORE_OBJ) $(LIBS) $(LDFLAGS)
+	@echo "  LD $@"; $(CC) -shared -o $@ $(CORE_OBJ) $(LIBS) $(LDFLAGS)
 
 $(LIBHOST): $(CORE_OBJ) $(HOST_OBJ)
 	@mkdir -p $(dir $@)
@@ -64,7 +64,7 @@ $(LIBHOST): $(CORE_OBJ) $(HOST_OBJ)
 
 $(EXE): $(BUILD)/obj/main.o $(LIBHOST)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(BUILD)/obj/main.o $(LIBHOST) $(LUA_LIB) $(LIBS) -ldl $(LDFLAGS)
+	@echo "  LD $@"; $(CC) -o $@ $(BUILD)/obj/main.o $(LIBHOST) $(LUA_LIB) $(LIBS) -ldl $(LDFLAGS)
 
 # The test command: specs under Lua 5.4, then the C-level tests; one closing count.
 test: build

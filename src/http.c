@@ -1,3 +1,342 @@
-#include "internal.h"
+/* HTTP transfers on the loop's curl multi handle. A transfer collects the response in C
+ * buffers it owns (no Lua is called from curl callbacks) and, when curl reports it done,
+ * the loop calls the transfer's on_done function with it. Connections stay in the multi's
+ * cache, so calls to one host reuse them. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-void ps_http_open(lua_State *L) { (void)L; }
+#include "loop.h"
+#include "errors.h"
+
+#define TRANSFER_MT "polysim.Transfer"
+#define DEFAULT_MAX_SIZE (16L * 1024 * 1024)
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} buf_t;
+
+enum { T_IDLE, T_RUNNING, T_DONE };
+
+typedef struct {
+    CURL *easy;
+    ps_loop *loop;
+    struct curl_slist *headers;
+    buf_t body, hdrs;
+    size_t max_size;
+    int state;
+    int too_large;
+    int pin;                 /* registry ref while running */
+    CURLcode result;
+    char method[16];
+    char errbuf[CURL_ERROR_SIZE];
+} ps_transfer;
+
+static int buf_add(buf_t *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return 0;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 1;
+}
+
+static void buf_free(buf_t *b) {
+    free(b->p);
+    *b = (buf_t){0};
+}
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud) {
+    ps_transfer *t = ud;
+    size_t n = size * nmemb;
+    if (t->body.n + n > t->max_size) {
+        t->too_large = 1;
+        return 0;                                      /* curl aborts with CURLE_WRITE_ERROR */
+    }
+    return buf_add(&t->body, data, n) ? n : 0;
+}
+
+static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud) {
+    ps_transfer *t = ud;
+    size_t n = size * nmemb;
+    /* A new status line starts a new response (100-continue, redirects): keep the last. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) t->hdrs.n = 0;
+    if (t->hdrs.n + n > 256 * 1024) return 0;
+    return buf_add(&t->hdrs, data, n) ? n : 0;
+}
+
+static ps_transfer *check_transfer(lua_State *L, int idx) {
+    return luaL_checkudata(L, idx, TRANSFER_MT);
+}
+
+static void transfer_release(ps_transfer *t) {
+    if (t->easy) {
+        if (t->state == T_RUNNING && t->loop) curl_multi_remove_handle(ps_loop_multi(t->loop), t->easy);
+        curl_easy_cleanup(t->easy);
+        t->easy = NULL;
+    }
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    buf_free(&t->body);
+    buf_free(&t->hdrs);
+}
+
+void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result) {
+    ps_transfer *t = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+    curl_multi_remove_handle(ps_loop_multi(loop), easy);
+    if (!t) return;
+    t->state = T_DONE;
+    t->result = result;
+    lua_State *L = ps_loop_state(loop);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->pin);         /* transfer */
+    luaL_unref(L, LUA_REGISTRYINDEX, t->pin);
+    t->pin = LUA_NOREF;
+    lua_getiuservalue(L, -1, 1);                       /* transfer on_done */
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 2);
+        return;
+    }
+    lua_insert(L, -2);                                 /* on_done transfer */
+    ps_loop_pcall(loop, 1, 0);
+}
+
+/* Adds "Name: value" to the request headers. Values are never logged. */
+static void add_header(lua_State *L, ps_transfer *t, const char *name, const char *value) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, name);
+    luaL_addstring(&b, value[0] ? ": " : ";");         /* "X;" sends an empty header */
+    luaL_addstring(&b, value);
+    luaL_pushresult(&b);                               /* ... line */
+    struct curl_slist *l = curl_slist_append(t->headers, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!l) luaL_error(L, "request: out of memory");
+    t->headers = l;
+}
+
+static double opt_number(lua_State *L, int opts, const char *key, double dflt) {
+    lua_getfield(L, opts, key);
+    double v = luaL_opt(L, luaL_checknumber, -1, dflt);
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_string(lua_State *L, int opts, const char *key, size_t *len) {
+    lua_getfield(L, opts, key);
+    const char *v = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, len);
+    lua_pop(L, 1);                                     /* string stays alive: opts holds it */
+    return v;
+}
+
+/* core.request{ method=, url=, headers={}, body=, timeout=, connect_timeout=, max_size=,
+ *               user_agent=, http_version="1.1"|"2", cainfo=, on_done=fn } -> transfer */
+static int l_request(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ps_loop *loop = ps_loop_get(L);
+    size_t blen = 0;
+    const char *url = opt_string(L, 1, "url", NULL);
+    luaL_argcheck(L, url != NULL, 1, "url is required");
+    const char *method = opt_string(L, 1, "method", NULL);
+    if (!method) method = "GET";
+    luaL_argcheck(L, strlen(method) < 16, 1, "method too long");
+    const char *body = opt_string(L, 1, "body", &blen);
+    const char *ua = opt_string(L, 1, "user_agent", NULL);
+    const char *httpv = opt_string(L, 1, "http_version", NULL);
+    const char *cainfo = opt_string(L, 1, "cainfo", NULL);
+    double timeout = opt_number(L, 1, "timeout", 30);
+    double ctimeout = opt_number(L, 1, "connect_timeout", 10);
+    double max_size = opt_number(L, 1, "max_size", (double)DEFAULT_MAX_SIZE);
+
+    ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 1); /* transfer */
+    memset(t, 0, sizeof *t);
+    t->pin = LUA_NOREF;
+    luaL_setmetatable(L, TRANSFER_MT);
+    lua_getfield(L, 1, "on_done");
+    lua_setiuservalue(L, -2, 1);                       /* transfer */
+    t->loop = loop;
+    t->max_size = (size_t)max_size;
+    strcpy(t->method, method);
+    t->easy = curl_easy_init();
+    if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
+
+    lua_getfield(L, 1, "headers");                     /* transfer headers */
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {                      /* transfer headers k v */
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+                add_header(L, t, lua_tostring(L, -2), lua_tostring(L, -1));
+            else
+                luaL_error(L, "request: headers must map strings to strings");
+            lua_pop(L, 1);                             /* transfer headers k */
+        }
+    }
+    lua_pop(L, 1);                                     /* transfer */
+    /* curl adds "Expect: 100-continue" to large POSTs: one more round trip for nothing. */
+    add_header(L, t, "Expect", "");
+
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");   /* whatever curl can decode */
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
+                                                        : CURL_HTTP_VERSION_2TLS);
+    if (ua) curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
+    if (cainfo) curl_easy_setopt(e, CURLOPT_CAINFO, cainfo);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    }
+    if (strcmp(method, "GET") == 0) curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    else if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    else {
+        if (!body) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+            curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "");
+        }
+        if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+
+    CURLMcode mc = curl_multi_add_handle(ps_loop_multi(loop), e);
+    if (mc != CURLM_OK) return luaL_error(L, "request: %s", curl_multi_strerror(mc));
+    t->state = T_RUNNING;
+    lua_pushvalue(L, -1);
+    t->pin = luaL_ref(L, LUA_REGISTRYINDEX);           /* transfer */
+    return 1;
+}
+
+/* Parses the raw header block into { lowercase-name = value } (repeats joined by ", "). */
+static void push_headers(lua_State *L, const buf_t *h) {
+    lua_newtable(L);                                   /* hdrs */
+    const char *p = h->p, *end = h->p ? h->p + h->n : NULL;
+    if (!p) return;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    p = eol ? eol + 1 : end;                           /* skip the status line */
+    while (p < end) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon && colon > p) {
+            luaL_Buffer name;
+            luaL_buffinit(L, &name);
+            for (const char *c = p; c < colon; c++)
+                luaL_addchar(&name, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
+            luaL_pushresult(&name);                    /* hdrs name */
+            const char *v = colon + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, -3) == LUA_TSTRING) {    /* hdrs name old */
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(ve - v));
+                lua_concat(L, 3);                      /* hdrs name joined */
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(ve - v)); /* hdrs name value */
+            }
+            lua_rawset(L, -3);                         /* hdrs */
+        }
+        p = eol ? eol + 1 : end;
+    }
+}
+
+/* transfer:result() -> response | nil, err (transport failure). The response is
+ * { status, headers, body, http_version, connects, time }. */
+static int l_result(lua_State *L) {
+    ps_transfer *t = check_transfer(L, 1);
+    luaL_argcheck(L, t->state == T_DONE, 1, "transfer is not done");
+    if (t->result != CURLE_OK) {
+        lua_pushnil(L);
+        ps_error_push_transport(L, t->result, t->too_large, t->errbuf, (size_t)t->max_size);
+        return 2;
+    }
+    long status = 0, version = 0, connects = 0;
+    double total = 0;
+    if (t->easy) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
+        curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+        curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
+    }
+    lua_createtable(L, 0, 6);                          /* resp */
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    push_headers(L, &t->hdrs);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.n);
+    lua_setfield(L, -2, "body");
+    lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2"
+                      : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");
+    lua_setfield(L, -2, "http_version");
+    lua_pushinteger(L, connects);
+    lua_setfield(L, -2, "connects");
+    lua_pushnumber(L, total);
+    lua_setfield(L, -2, "time");
+    return 1;
+}
+
+static int l_done(lua_State *L) {
+    lua_pushboolean(L, check_transfer(L, 1)->state == T_DONE);
+    return 1;
+}
+
+/* transfer:close(): cancels a running transfer and frees its buffers; idempotent. */
+static int l_close(lua_State *L) {
+    ps_transfer *t = check_transfer(L, 1);
+    transfer_release(t);
+    if (t->pin != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, t->pin);
+        t->pin = LUA_NOREF;
+    }
+    if (t->state == T_RUNNING) t->state = T_IDLE;
+    return 0;
+}
+
+static int l_tostring(lua_State *L) {
+    ps_transfer *t = check_transfer(L, 1);
+    lua_pushfstring(L, "polysim.Transfer (%s, %s)", t->method,
+                    t->state == T_RUNNING ? "running" : t->state == T_DONE ? "done" : "closed");
+    return 1;
+}
+
+void ps_http_open(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        {"result", l_result}, {"done", l_done}, {"close", l_close}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, TRANSFER_MT);                 /* core mt */
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);                                     /* core */
+    lua_pushcfunction(L, l_request);
+    lua_setfield(L, -2, "request");
+    lua_pushstring(L, curl_version());
+    lua_setfield(L, -2, "curl_version");
+}

@@ -1,1 +1,73 @@
-int main(void) { return 0; }
+/* The `polysim` command: a Lua 5.4 interpreter with polysim.core linked in, handing its
+ * arguments to polysim.cli. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "internal.h"
+
+#ifndef POLYSIM_LUADIR
+#define POLYSIM_LUADIR "/usr/local/share/lua/5.4"
+#endif
+
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int run(lua_State *L) {
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
+    lua_pushcfunction(L, luaopen_polysim_core);
+    lua_setfield(L, -2, "polysim.core");
+    lua_pop(L, 1);
+    /* Our Lua files come first so an older installed copy never shadows them. */
+    lua_getglobal(L, "package");                       /* package */
+    lua_getfield(L, -1, "path");                       /* package path */
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", POLYSIM_LUADIR, POLYSIM_LUADIR,
+                    lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+    lua_createtable(L, argc, 1);                       /* arg */
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_setglobal(L, "arg");
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "polysim.cli");
+    lua_call(L, 1, 1);                                 /* cli */
+    lua_getfield(L, -1, "main");                       /* cli main */
+    lua_getglobal(L, "arg");                           /* cli main arg */
+    lua_call(L, 1, 1);                                 /* cli status */
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fputs("polysim: cannot create a Lua state\n", stderr);
+        return 1;
+    }
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, run);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int rc = lua_pcall(L, 2, 1, 1);
+    int status;
+    if (rc != LUA_OK) {
+        fprintf(stderr, "polysim: %s\n", lua_tostring(L, -1));
+        status = 1;
+    } else {
+        status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    }
+    lua_close(L);
+    return status;
+}

@@ -1,3 +1,412 @@
-#include "internal.h"
+/* The local exchange's front door: libmicrohttpd without threads, its epoll fd inside the
+ * loop's, MHD_run after every poll. Each complete request becomes a Lua table handed to
+ * the server's handler; the handler's answer table becomes the response. The handler may
+ * also ask to drop the connection unanswered, to answer after a delay (fault injection),
+ * or to upgrade to a WebSocket (ws_server.c). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
 
-void ps_server_open(lua_State *L) { (void)L; }
+#include "loop.h"
+
+#define SERVER_MT "polysim.Server"
+
+typedef struct pending pending;
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int too_large;
+    int answered;
+    int suspended;
+    double due;              /* suspended: when to answer */
+    struct MHD_Response *resp;
+    unsigned int status;
+    struct MHD_Connection *conn;
+    struct ps_server *srv;
+    pending *link;
+} req_ctx;
+
+struct pending {
+    req_ctx *ctx;
+    pending *next;
+};
+
+typedef struct ps_server ps_server;
+
+struct ps_server {
+    struct MHD_Daemon *d;
+    ps_loop *loop;
+    ps_watch *watch;
+    ps_source src;
+    size_t max_body;
+    pending *delayed;
+    int closed;
+    int running;
+    unsigned short port;
+};
+
+static ps_server *check_server(lua_State *L, int idx) {
+    ps_server *s = luaL_checkudata(L, idx, SERVER_MT);
+    luaL_argcheck(L, !s->closed, idx, "server is closed");
+    return s;
+}
+
+/* ---- loop integration ---------------------------------------------------------------- */
+
+static long src_prepare(void *ud) {
+    ps_server *s = ud;
+    long ms = -1;
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(s->d, &t) == MHD_YES) ms = (long)t;
+    double now = ps_monotime();
+    for (pending *p = s->delayed; p; p = p->next) {
+        long d = p->ctx->due <= now ? 0 : (long)((p->ctx->due - now) * 1000.0) + 1;
+        if (ms < 0 || d < ms) ms = d;
+    }
+    return ms;
+}
+
+static void src_run(void *ud) {
+    ps_server *s = ud;
+    double now = ps_monotime();
+    for (pending **pp = &s->delayed; *pp;) {
+        pending *p = *pp;
+        if (p->ctx->due <= now) {
+            *pp = p->next;
+            p->ctx->suspended = 0;
+            p->ctx->link = NULL;
+            MHD_resume_connection(p->ctx->conn);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+    s->running++;
+    MHD_run(s->d);
+    s->running--;
+}
+
+static void on_epoll(ps_loop *loop, void *ud, uint32_t events) {
+    (void)loop;
+    (void)events;
+    (void)ud;                                          /* src_run follows every poll */
+}
+
+/* ---- request handling ---------------------------------------------------------------- */
+
+static enum MHD_Result push_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+    lua_State *L = cls;
+    if (!key) return MHD_YES;
+    if (kind == MHD_HEADER_KIND) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (const char *c = key; *c; c++)
+            luaL_addchar(&b, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
+        luaL_pushresult(&b);                           /* t key */
+    } else {
+        lua_pushstring(L, key);
+    }
+    lua_pushstring(L, value ? value : "");             /* t key value */
+    lua_rawset(L, -3);                                 /* t */
+    return MHD_YES;
+}
+
+static void ctx_free(req_ctx *ctx) {
+    if (ctx->resp) MHD_destroy_response(ctx->resp);
+    free(ctx->p);
+    free(ctx);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    req_ctx *ctx = *con_cls;
+    if (!ctx) return;
+    if (ctx->link) {                                   /* still delayed: unlink */
+        for (pending **pp = &ctx->srv->delayed; *pp; pp = &(*pp)->next)
+            if ((*pp)->ctx == ctx) {
+                pending *p = *pp;
+                *pp = p->next;
+                free(p);
+                break;
+            }
+    }
+    ctx_free(ctx);
+    *con_cls = NULL;
+}
+
+/* Builds an MHD response from the handler's answer at the top of the stack. Returns NULL
+ * with *drop set when the handler asked to drop the connection. */
+static struct MHD_Response *make_response(lua_State *L, unsigned int *status, int *drop,
+                                          double *delay) {
+    int ans = lua_gettop(L);
+    *drop = 0;
+    *delay = 0;
+    if (!lua_istable(L, ans)) {
+        *status = 500;
+        static const char msg[] = "{\"error\":\"INTERNAL_ERROR\",\"message\":\"handler returned no response\"}";
+        return MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    }
+    if (lua_getfield(L, ans, "drop") != LUA_TNIL && lua_toboolean(L, -1)) *drop = 1;
+    lua_pop(L, 1);
+    if (*drop) return NULL;
+    lua_getfield(L, ans, "delay");
+    *delay = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+    lua_pop(L, 1);
+    lua_getfield(L, ans, "status");
+    *status = lua_isinteger(L, -1) ? (unsigned int)lua_tointeger(L, -1) : 200;
+    lua_pop(L, 1);
+    size_t n = 0;
+    lua_getfield(L, ans, "body");
+    const char *body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &n) : "";
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+    lua_pop(L, 1);
+    if (!r) return NULL;
+    int has_ct = 0;
+    if (lua_getfield(L, ans, "headers") == LUA_TTABLE) { /* ans hdrs */
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {                      /* ans hdrs k v */
+            if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING ||
+                                                   lua_type(L, -1) == LUA_TNUMBER)) {
+                const char *k = lua_tostring(L, -2);
+                lua_pushvalue(L, -1);                  /* copy: tostring must not touch the key */
+                MHD_add_response_header(r, k, lua_tostring(L, -1));
+                lua_pop(L, 1);
+                if (strcasecmp(k, "content-type") == 0) has_ct = 1;
+            }
+            lua_pop(L, 1);                             /* ans hdrs k */
+        }
+    }
+    lua_pop(L, 1);                                     /* ans */
+    if (!has_ct) MHD_add_response_header(r, "Content-Type", "application/json");
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+    (void)version;
+    ps_server *s = cls;
+    req_ctx *ctx = *con_cls;
+    if (!ctx) {
+        ctx = calloc(1, sizeof *ctx);
+        if (!ctx) return MHD_NO;
+        ctx->conn = conn;
+        ctx->srv = s;
+        *con_cls = ctx;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (ctx->too_large || ctx->n + n > s->max_body) {
+            ctx->too_large = 1;                        /* keep reading, keep nothing */
+            return MHD_YES;
+        }
+        if (ctx->n + n + 1 > ctx->cap) {
+            size_t cap = ctx->cap ? ctx->cap * 2 : 4096;
+            while (cap < ctx->n + n + 1) cap *= 2;
+            char *p = realloc(ctx->p, cap);
+            if (!p) return MHD_NO;
+            ctx->p = p;
+            ctx->cap = cap;
+        }
+        memcpy(ctx->p + ctx->n, upload_data, n);
+        ctx->n += n;
+        return MHD_YES;
+    }
+    if (ctx->resp) {                                   /* resumed after a delay */
+        enum MHD_Result r = MHD_queue_response(conn, ctx->status, ctx->resp);
+        MHD_destroy_response(ctx->resp);
+        ctx->resp = NULL;
+        return r;
+    }
+    if (ctx->answered) return MHD_NO;
+    ctx->answered = 1;
+
+    lua_State *L = ps_loop_state(s->loop);
+    if (!L) return MHD_NO;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 8)) return MHD_NO;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, s);              /* server */
+    lua_getiuservalue(L, -1, 1);                       /* server handler */
+    lua_remove(L, -2);                                 /* handler */
+    lua_createtable(L, 0, 8);                          /* handler req */
+    lua_pushstring(L, method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "path");
+    lua_newtable(L);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, push_kv, L);
+    lua_setfield(L, -2, "query");
+    lua_newtable(L);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, push_kv, L);
+    lua_setfield(L, -2, "headers");
+    if (ctx->too_large) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "too_large");
+    } else if (ctx->n) {
+        lua_pushlstring(L, ctx->p, ctx->n);
+        lua_setfield(L, -2, "body");
+    }
+    free(ctx->p);
+    ctx->p = NULL;
+    ctx->n = ctx->cap = 0;
+    lua_pushlightuserdata(L, conn);
+    lua_setfield(L, -2, "connection");                 /* handler req */
+    unsigned int status = 500;
+    int drop = 0;
+    double delay = 0;
+    struct MHD_Response *resp;
+    if (ps_loop_pcall(s->loop, 1, 1)) {                /* ans */
+        resp = make_response(L, &status, &drop, &delay);
+    } else {
+        static const char msg[] = "{\"error\":\"INTERNAL_ERROR\",\"message\":\"handler failed\"}";
+        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    }
+    lua_settop(L, top);
+    if (drop || !resp) return MHD_NO;                  /* MHD closes the connection */
+    if (delay > 0) {
+        pending *p = malloc(sizeof *p);
+        if (p) {
+            ctx->resp = resp;
+            ctx->status = status;
+            ctx->due = ps_monotime() + delay;
+            ctx->suspended = 1;
+            ctx->link = p;
+            p->ctx = ctx;
+            p->next = s->delayed;
+            s->delayed = p;
+            MHD_suspend_connection(conn);
+            return MHD_YES;
+        }
+    }
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* ---- Lua API ------------------------------------------------------------------------- */
+
+static void server_stop(lua_State *L, ps_server *s) {
+    if (s->closed) return;
+    s->closed = 1;
+    if (s->watch) ps_loop_unwatch(s->loop, s->watch);
+    s->watch = NULL;
+    ps_loop_remove_source(s->loop, &s->src);
+    while (s->delayed) {
+        pending *p = s->delayed;
+        s->delayed = p->next;
+        p->ctx->link = NULL;
+        free(p);
+    }
+    if (s->d) MHD_stop_daemon(s->d);
+    s->d = NULL;
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, s);
+}
+
+/* core.serve{ host = "127.0.0.1", port = 0, max_body = N, handler = fn } -> server */
+static int l_serve(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "host");
+    const char *host = luaL_optstring(L, -1, "127.0.0.1");
+    lua_getfield(L, 1, "port");
+    lua_Integer port = luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "max_body");
+    lua_Integer max_body = luaL_optinteger(L, -1, 1 << 20);
+    lua_getfield(L, 1, "handler");
+    luaL_argcheck(L, lua_isfunction(L, -1), 1, "handler must be a function");
+    luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port must be 0..65535");
+    ps_loop *loop = ps_loop_get(L);
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return luaL_argerror(L, 1, "host must be a numeric IPv4 or IPv6 address");
+    }
+
+    ps_server *s = lua_newuserdatauv(L, sizeof *s, 1); /* ... handler server */
+    memset(s, 0, sizeof *s);
+    luaL_setmetatable(L, SERVER_MT);
+    lua_pushvalue(L, -2);
+    lua_setiuservalue(L, -2, 1);                       /* ... handler server */
+    s->loop = loop;
+    s->max_body = (size_t)max_body;
+    s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        s->closed = 1;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, strerror(errno));
+        return 2;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    s->watch = ps_loop_watch(loop, info->epoll_fd, EPOLLIN, on_epoll, s);
+    info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : (uint16_t)port;
+    s->src = (ps_source){src_prepare, src_run, s, NULL};
+    ps_loop_add_source(loop, &s->src);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, s);              /* kept alive until closed */
+    return 1;
+}
+
+static int l_port(lua_State *L) {
+    lua_pushinteger(L, check_server(L, 1)->port);
+    return 1;
+}
+
+static int l_close(lua_State *L) {
+    ps_server *s = luaL_checkudata(L, 1, SERVER_MT);
+    server_stop(L, s);
+    return 0;
+}
+
+static int l_tostring(lua_State *L) {
+    ps_server *s = luaL_checkudata(L, 1, SERVER_MT);
+    lua_pushfstring(L, "polysim.Server (port %d%s)", (int)s->port, s->closed ? ", closed" : "");
+    return 1;
+}
+
+void ps_server_open(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        {"port", l_port}, {"close", l_close}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, SERVER_MT);                   /* core mt */
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);                                     /* core */
+    lua_pushcfunction(L, l_serve);
+    lua_setfield(L, -2, "serve");
+}

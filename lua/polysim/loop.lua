@@ -1,0 +1,179 @@
+-- Tasks on the C event loop: the OpenResty cosocket model. Code running in a task (a
+-- coroutine made by spawn) that waits on the network yields to the loop, which resumes it
+-- when its answer is in; code outside any task waits by driving the loop itself. The same
+-- client method is therefore blocking in a plain script and non-blocking under the host.
+local core = require "polysim.core"
+
+local coroutine, error, setmetatable, table = coroutine, error, setmetatable, table
+local tostring, type = tostring, type
+
+local _M = {}
+
+local loop = core.loop()
+_M.core = loop
+
+-- Yielded by a task that waits for the loop; anything else yielded to the loop is a bug.
+local SENTINEL = setmetatable({}, { __tostring = function() return "polysim.loop.SENTINEL" end })
+_M.SENTINEL = SENTINEL
+
+local tasks = setmetatable({}, { __mode = "k" }) -- coroutine -> task record
+
+local function default_error_handler(err, task)
+  io.stderr:write(string.format("polysim: task %s failed: %s\n", task.name or "?", tostring(err)))
+end
+_M.on_error = default_error_handler
+
+local function finish(task, ok, ...)
+  local co = task.co
+  if coroutine.status(co) == "dead" then
+    tasks[co] = nil
+    task.done = true
+    if ok then
+      task.results = table.pack(...)
+    else
+      local err = ...
+      task.error = type(err) == "string" and debug.traceback(co, err) or err
+      ;(task.on_error or _M.on_error)(task.error, task)
+    end
+    if task.joiners then
+      for _, resume in ipairs(task.joiners) do resume() end
+      task.joiners = nil
+    end
+    return
+  end
+  if ok and (...) ~= SENTINEL then
+    -- A yield meant for some other scheduler reached ours: stop the task loudly.
+    task.done = true
+    task.error = "task yielded a value the loop does not understand (" .. tostring((...)) ..
+      "); use polysim.loop.wrap for coroutines inside tasks"
+    tasks[co] = nil
+    ;(task.on_error or _M.on_error)(task.error, task)
+  end
+end
+
+local function resume(task, ...)
+  if task.done then return end
+  return finish(task, coroutine.resume(task.co, ...))
+end
+_M.resume_task = resume
+
+-- Starts fn(...) as a task now; it runs until its first wait. Returns the task record.
+function _M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("spawn: fn must be a function", 2) end
+  local task = { co = coroutine.create(fn) }
+  tasks[task.co] = task
+  resume(task, ...)
+  return task
+end
+
+-- Returns the running task, or nil when not inside one.
+function _M.current()
+  local co, main = coroutine.running()
+  if main then return nil end
+  return tasks[co]
+end
+
+-- Waits until register(wake) calls wake(...), and returns those values.
+function _M.suspend(register)
+  local task = _M.current()
+  if task then
+    -- wake may run at once (inside register) or later from the loop: handle both.
+    local state, early = "registering", nil
+    register(function(...)
+      if state == "registering" then
+        state, early = "early", table.pack(...)
+      elseif state == "waiting" then
+        state = "woken"
+        resume(task, ...)
+      end
+    end)
+    if state == "early" then return table.unpack(early, 1, early.n) end
+    state = "waiting"
+    local function rest(first, ...)
+      if first == SENTINEL then error("a task was resumed with the loop's sentinel", 2) end
+      return first, ...
+    end
+    return rest(coroutine.yield(SENTINEL))
+  end
+  local done, results = false, nil
+  register(function(...)
+    if done then return end
+    done, results = true, table.pack(...)
+  end)
+  while not done do loop:step(1) end
+  return table.unpack(results, 1, results.n)
+end
+
+-- Waits for a core transfer made with on_done = nil; returns transfer:result().
+function _M.await(make_request)
+  return _M.suspend(function(wake)
+    make_request(function(transfer) wake(transfer:result()) end)
+  end)
+end
+
+function _M.sleep(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then error("sleep: seconds must be a number >= 0", 2) end
+  _M.suspend(function(wake) loop:timer(seconds, wake) end)
+end
+
+-- Wraps fn in a coroutine of the caller's own whose waits still reach the loop: yields
+-- other than the loop's pass to the caller, loop waits pass through to the task.
+function _M.wrap(fn)
+  local co = coroutine.create(fn)
+  local function step(ok, first, ...)
+    if not ok then error(first, 0) end
+    if first == SENTINEL then
+      return step(coroutine.resume(co, coroutine.yield(SENTINEL, ...)))
+    end
+    return first, ...
+  end
+  return function(...) return step(coroutine.resume(co, ...)) end
+end
+
+-- Waits for a task to end; returns its results, or nil and its error.
+function _M.join(task)
+  if not task.done then
+    _M.suspend(function(wake)
+      task.joiners = task.joiners or {}
+      task.joiners[#task.joiners + 1] = wake
+    end)
+  end
+  if task.error then return nil, task.error end
+  return table.unpack(task.results, 1, task.results.n)
+end
+
+-- Drives the loop until pred() is true (checked after every step) or timeout seconds pass.
+-- Returns true when pred held.
+function _M.run_until(pred, timeout)
+  local deadline = timeout and core.monotime() + timeout
+  while not pred() do
+    local wait = 0.25
+    if deadline then
+      local left = deadline - core.monotime()
+      if left <= 0 then return false end
+      if left < wait then wait = left end
+    end
+    loop:step(wait)
+  end
+  return true
+end
+
+function _M.timer(seconds, fn) return loop:timer(seconds, fn) end
+function _M.cancel(id) return loop:cancel(id) end
+function _M.now() return core.monotime() end
+
+-- Calls fn every `seconds` until the returned cancel function is called.
+function _M.every(seconds, fn)
+  local id, stopped
+  local function arm()
+    id = loop:timer(seconds, function()
+      if stopped then return end
+      arm()
+      fn()
+    end)
+  end
+  arm()
+  return function() stopped = true; loop:cancel(id) end
+end
+
+return _M

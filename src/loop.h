@@ -1,0 +1,43 @@
+/* The event loop: one epoll set for curl sockets, server fds, websockets and Lua watches,
+ * plus timers. One loop per Lua state, created on first use. */
+#ifndef POLYSIM_LOOP_H
+#define POLYSIM_LOOP_H
+
+#include <stdint.h>
+#include <curl/curl.h>
+#include "internal.h"
+
+typedef struct ps_loop ps_loop;
+typedef struct ps_watch ps_watch;
+
+/* Called from loop:step for an fd event; runs with ps_loop_state(loop) valid. */
+typedef void (*ps_io_cb)(ps_loop *loop, void *ud, uint32_t events);
+/* A source with its own clock (libmicrohttpd): prepare returns ms until it needs a turn
+ * (-1: no need), run is called after every poll. */
+typedef struct ps_source {
+    long (*prepare)(void *ud);
+    void (*run)(void *ud);
+    void *ud;
+    struct ps_source *next;
+} ps_source;
+
+ps_loop *ps_loop_get(lua_State *L);            /* the state's loop; creates it; stack unchanged */
+ps_loop *ps_loop_check(lua_State *L, int idx); /* the loop userdata at idx */
+CURLM *ps_loop_multi(ps_loop *loop);
+lua_State *ps_loop_state(ps_loop *loop);       /* the thread running step(), else NULL */
+double ps_monotime(void);
+
+ps_watch *ps_loop_watch(ps_loop *loop, int fd, uint32_t events, ps_io_cb cb, void *ud);
+void ps_loop_watch_events(ps_loop *loop, ps_watch *w, uint32_t events);
+void ps_loop_unwatch(ps_loop *loop, ps_watch *w); /* safe inside a callback */
+void ps_loop_add_source(ps_loop *loop, ps_source *src);
+void ps_loop_remove_source(ps_loop *loop, ps_source *src);
+
+/* Calls the function below nargs arguments on ps_loop_state(loop) under a traceback
+ * handler. On error the message is kept and raised when step() returns; returns 0. */
+int ps_loop_pcall(ps_loop *loop, int nargs, int nresults);
+
+/* Hook run for each finished curl transfer (http.c). */
+void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result);
+
+#endif
