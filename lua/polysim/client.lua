@@ -26,7 +26,7 @@ local secrets = setmetatable({}, { __mode = "k" })
 mt.__tostring = function(self)
   local s = secrets[self]
   return string_format("polysim.Client (%s, %s)", self.base_url,
-    s.api_key and "key " .. s.api_key:sub(1, 12) .. "…" or s.bearer and "bearer token" or "no key")
+    s.api_key and "API key set" or s.bearer and "bearer token set" or "no key")
 end
 
 ---------------------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+-- The `polysim` command: serve, run, version, help.
+local core = require "polysim.core"
+
+local _M = {}
+
+local USAGE = [[
+usage: polysim <command> [options]
+
+  polysim serve [--host 127.0.0.1] [--port N] [--seed S] [--markets FILE] [--tick SECONDS]
+      Run the local exchange. The first line on stdout is a JSON object with base_url,
+      api_key and bootstrap_token; logs go to stderr. --port 0 picks a free port.
+  polysim run STRATEGY.lua [--base-url URL] [--duration SECONDS]
+      Run a strategy. Without POLYSIM_API_KEY it trades against a local exchange started
+      in the same process; with it, against the real API (or --base-url).
+  polysim version
+]]
+
+local function die(msg)
+  io.stderr:write("polysim: ", msg, "\n")
+  return 2
+end
+
+-- Parses --name value pairs into a table; returns opts, positional, or nil, message.
+local function parse(args, first, spec)
+  local opts, pos = {}, {}
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    local name = a:match("^%-%-([%w%-]+)$")
+    if name then
+      local kind = spec[name]
+      if not kind then return nil, "unknown option --" .. name end
+      if kind == "flag" then
+        opts[name] = true
+      else
+        local v = args[i + 1]
+        if v == nil then return nil, "--" .. name .. " needs a value" end
+        if kind == "number" then
+          v = tonumber(v)
+          if not v then return nil, "--" .. name .. " needs a number" end
+        end
+        opts[name] = v
+        i = i + 1
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function log(level, msg)
+  io.stderr:write(os.date("!%H:%M:%S "), level, " ", msg, "\n")
+end
+
+local function read_markets(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  local data, jerr = core.json_decode(text)
+  if jerr then return nil, path .. ": " .. jerr end
+  return data
+end
+
+-- Blocks the signals and returns a function telling whether one arrived.
+function _M.watch_signals(on_signal)
+  local ploop = require "polysim.loop"
+  local fd = core.signal_fd { "INT", "TERM" }
+  ploop.core:watch(fd, "r", function()
+    local name = core.read_signal(fd)
+    if name then on_signal(name) end
+  end)
+end
+
+function _M.serve(args)
+  local opts, pos = parse(args, 2, { host = "string", port = "number", seed = "number",
+    markets = "string", tick = "number" })
+  if not opts then return die(pos) end
+  if #pos > 0 then return die("serve takes no positional arguments") end
+  local markets
+  if opts.markets then
+    local m, err = read_markets(opts.markets)
+    if not m then return die("--markets: " .. err) end
+    markets = m
+  end
+  local ploop = require "polysim.loop"
+  local srv, err = require("polysim.serve").start {
+    host = opts.host, port = math.tointeger(opts.port) or 8000, seed = math.tointeger(opts.seed) or 1,
+    markets = markets, api_key = os.getenv "POLYSIM_API_KEY", logger = log,
+    tick = opts.tick or 0.5,
+  }
+  if not srv then return die(err) end
+  if srv.host ~= "127.0.0.1" and srv.host ~= "::1" then
+    log("warn", "listening on " .. srv.host .. ": not loopback, anyone who can reach it can trade")
+  end
+  io.stdout:write(core.json_encode({ base_url = srv.base_url, api_key = srv.api_key,
+    bootstrap_token = srv.bootstrap_token }, { sort_keys = true }), "\n")
+  io.stdout:flush()
+  log("info", "local exchange on " .. srv.base_url .. " (seed " .. (math.tointeger(opts.seed) or 1) .. ")")
+  local stop
+  _M.watch_signals(function(name) stop = name end)
+  while not stop do ploop.core:step(1) end
+  log("info", "SIG" .. stop .. ": stopping")
+  srv:close()
+  return 0
+end
+
+function _M.main(args)
+  local cmd = args[1]
+  if cmd == "serve" then return _M.serve(args)
+  elseif cmd == "run" then return require("polysim.host").main(args)
+  elseif cmd == "version" or cmd == "--version" then
+    print("polysim " .. core.VERSION .. " (" .. core.curl_version .. ")")
+    return 0
+  elseif cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
+    io.stdout:write(USAGE)
+    return cmd == nil and 2 or 0
+  end
+  return die("unknown command '" .. tostring(cmd) .. "'\n" .. USAGE)
+end
+
+return _M
