@@ -27,6 +27,7 @@ void ps_http_open(lua_State *L);
 void ps_server_open(lua_State *L);
 void ps_ws_open(lua_State *L);
 void ps_sys_open(lua_State *L);
+void ps_fswatch_open(lua_State *L);
 
 /* json.c -------------------------------------------------------------------------------- */
 /* Decodes JSON text. Success: pushes the value, returns 1. Failure: pushes nothing, returns
