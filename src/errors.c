@@ -141,7 +141,9 @@ static int has_field(lua_State *L, int t, const char *k) {
 
 /* Sets err.code unless an earlier source (the header, then the body) already did. */
 static void set_code(lua_State *L, int err, const char *code) {
-    if (!has_field(L, err, "code")) seterr(L, "code", code);
+    if (has_field(L, err, "code")) return;
+    lua_pushstring(L, code);
+    lua_setfield(L, err, "code");
 }
 
 static void decode_json_body(lua_State *L, int err, lua_Integer status) {

@@ -304,10 +304,13 @@ static void server_stop(lua_State *L, ps_server *s) {
     if (s->watch) ps_loop_unwatch(s->loop, s->watch);
     s->watch = NULL;
     ps_loop_remove_source(s->loop, &s->src);
+    /* MHD aborts when stopped with suspended connections: resume them unanswered. */
     while (s->delayed) {
         pending *p = s->delayed;
         s->delayed = p->next;
         p->ctx->link = NULL;
+        p->ctx->suspended = 0;
+        MHD_resume_connection(p->ctx->conn);
         free(p);
     }
     if (s->d) MHD_stop_daemon(s->d);

@@ -1,0 +1,39 @@
+-- Shared spec helpers: a local exchange on a free loopback port, in this process, and
+-- clients pointed at it. Every spec talks to it over real HTTP.
+local polysim = require "polysim"
+local core = require "polysim.core"
+
+local H = {}
+
+-- Starts the local exchange; prices move only when a spec calls srv.exchange:tick().
+function H.exchange(opts)
+  opts = opts or {}
+  local o = { port = 0, seed = opts.seed or 7, tick = opts.tick or false }
+  for k, v in pairs(opts) do o[k] = v end
+  return assert(require("polysim.serve").start(o))
+end
+
+-- A client on srv with fast retries, so retry specs take milliseconds.
+function H.client(srv, opts)
+  local o = { base_url = srv.base_url, api_key = srv.api_key, retry_base = 0.01, retry_cap = 0.05 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return polysim.new(o)
+end
+
+-- A fixture server whose handler answers with canned responses: for the error decoder.
+function H.fixture(handler)
+  return assert(core.serve { port = 0, handler = handler })
+end
+
+function H.url(server) return "http://127.0.0.1:" .. server:port() end
+
+-- Raises unless fn raises an error whose message contains `text` (plain match).
+function H.raises(text, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error containing: " .. text)
+  err = tostring(err)
+  assert(err:find(text, 1, true), "error '" .. err .. "' does not contain '" .. text .. "'")
+  return err
+end
+
+return H
