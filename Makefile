@@ -31,7 +31,7 @@ RUN_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/s
           LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/lib/?.so;;" POLYSIM_EXE="$(CURDIR)/$(EXE)"
 BUSTED  = $(LUA) /usr/bin/busted
 
-.PHONY: all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
+.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
 all: build
 
 help:
@@ -97,6 +97,12 @@ install: build
 	install -m 755 $(CORE_SO) $(DESTDIR)$(LUA_LIB_DIR)/polysim/core.so
 	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/bin/polysim
 	install -m 755 build-install/bin/polysim $(DESTDIR)$(PREFIX)/bin/polysim
+
+rockspec:
+	$(LUA) scripts/gen-rockspec.lua > rockspec/polysim-scm-1.rockspec
+
+print-%:
+	@echo $($*)
 
 clean:
 	rm -rf $(BUILD) build-asan build-install build-fuzz
