@@ -40,6 +40,10 @@ int ps_json_isnull(lua_State *L, int idx);
  * order). Raises "json_encode: ... (at $.path)" on unencodable values, like core.json_encode. */
 void ps_json_encode(lua_State *L, int idx, int sort_keys);
 
+/* decimal.c ----------------------------------------------------------------------------- */
+/* True when the value at idx is a polysim.Decimal. */
+int ps_decimal_isdecimal(lua_State *L, int idx);
+
 /* sha1.c -------------------------------------------------------------------------------- */
 void ps_sha1(const void *data, size_t n, unsigned char out[20]);
 /* Writes base64 of in[0..n) into out (needs 4*((n+2)/3)+1 bytes), NUL-terminated. */
