@@ -1,0 +1,22 @@
+#!/bin/sh
+# make bench: starts a local exchange in its own process (rate limits off), then runs each
+# benchmark against it. Every benchmark prints its figures and a ratio against a reference
+# measured in the same run.
+set -eu
+cd "$(dirname "$0")/.."
+EXE=${POLYSIM_EXE:-build/bin/polysim}
+mkdir -p build/bench
+cc -O2 -o build/bench/curl_raw bench/curl_raw.c -lcurl
+out=build/bench/serve.out
+"$EXE" serve --port 0 --tick 0 --unlimited > "$out" 2> build/bench/serve.log &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT INT TERM
+i=0
+while [ ! -s "$out" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+line=$(head -n 1 "$out")
+export POLYSIM_BENCH_SERVER="$line"
+for b in bench/client.lua bench/exchange.lua bench/stream.lua bench/reload.lua bench/events.lua; do
+    [ -f "$b" ] || continue
+    echo "== $b"
+    lua5.4 "$b"
+done
