@@ -7,8 +7,10 @@ local USAGE = [[
 usage: polysim <command> [options]
 
   polysim serve [--host 127.0.0.1] [--port N] [--seed S] [--markets FILE] [--tick SECONDS]
+                [--unlimited]
       Run the local exchange. The first line on stdout is a JSON object with base_url,
       api_key and bootstrap_token; logs go to stderr. --port 0 picks a free port.
+      --tick 0 freezes prices; --unlimited turns rate limits off (benchmarks).
   polysim run STRATEGY.lua [--base-url URL] [--duration SECONDS]
       Run a strategy. Without POLYSIM_API_KEY it trades against a local exchange started
       in the same process; with it, against the real API (or --base-url).
@@ -74,9 +76,16 @@ function _M.watch_signals(on_signal)
   end)
 end
 
+-- --unlimited: no rate limits, for benchmarks and load tests.
+local BIG = 1 << 40
+local UNLIMITED = {}
+for _, tier in ipairs { "free", "pro", "pro_plus", "enterprise" } do
+  UNLIMITED[tier] = { per_second = BIG, per_minute = BIG }
+end
+
 function _M.serve(args)
   local opts, pos = parse(args, 2, { host = "string", port = "number", seed = "number",
-    markets = "string", tick = "number" })
+    markets = "string", tick = "number", unlimited = "flag" })
   if not opts then return die(pos) end
   if #pos > 0 then return die("serve takes no positional arguments") end
   local markets
@@ -89,7 +98,8 @@ function _M.serve(args)
   local srv, err = require("polysim.serve").start {
     host = opts.host, port = math.tointeger(opts.port) or 8000, seed = math.tointeger(opts.seed) or 1,
     markets = markets, api_key = os.getenv "POLYSIM_API_KEY", logger = log,
-    tick = opts.tick or 0.5,
+    tick = (opts.tick == nil and 0.5) or (opts.tick > 0 and opts.tick) or false,
+    tiers = opts.unlimited and UNLIMITED or nil,
   }
   if not srv then return die(err) end
   if srv.host ~= "127.0.0.1" and srv.host ~= "::1" then
