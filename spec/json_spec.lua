@@ -318,11 +318,12 @@ describe("json", function()
     it("survives output far larger than its first buffer", function()
       local t = {}
       for i = 1, 5000 do t[i] = { id = i, name = ("n"):rep(i % 50), p = "0." .. i } end
-      local s = encode(t)
+      local s = sorted(t) -- sorted: without it key order follows the (seeded) hash order
       local back = decode(s)
       assert.equal(5000, #back)
       assert.equal("0.4999", back[4999].p)
-      assert.equal(s, encode(back))
+      assert.equal(s, sorted(back))
+      assert.equal(#s, #encode(back))
     end)
 
     describe("raises a clear error for", function()
