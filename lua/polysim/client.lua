@@ -497,7 +497,10 @@ function methods:place_orders(list)
   local orders = core.array {}
   for i, o in ipairs(list) do
     local ok, body = pcall(order_body, "place_orders", o)
-    if not ok then error((tostring(body):gsub("^place_orders: ", "place_orders: orders[" .. i .. "]: ")), 2) end
+    if not ok then
+      local msg = tostring(body):gsub("^.-:%d+: ", ""):gsub("^place_orders: ", "place_orders: orders[" .. i .. "]: ")
+      error(msg, 2)
+    end
     body.client_order_id = body.client_order_id or uuid4()
     orders[i] = body
   end
