@@ -1,0 +1,69 @@
+-- Small shared helpers of the local exchange: JSON array marking and null, timestamps,
+-- base64url.
+local _M = {}
+
+local ok, core = pcall(require, "polysim.core")
+if not ok or type(core) ~= "table" then core = {} end
+
+-- Arrays are marked with core.array_mt so that empty ones encode as [].  When the C core
+-- does not provide it (yet), a private marker keeps the shape recognisable.
+_M.array_mt = core.array_mt or { __name = "polysim.array" }
+-- JSON null.
+_M.null = core.null or setmetatable({}, { __name = "polysim.null", __tostring = function() return "null" end })
+
+local array_mt, null = _M.array_mt, _M.null
+local sformat, osdate, floor, tointeger = string.format, os.date, math.floor, math.tointeger
+
+--- array(t): marks t (default {}) as a JSON array and returns it.
+function _M.array(t) return setmetatable(t or {}, array_mt) end
+
+--- is_array(t): true when t carries the array marker.
+function _M.is_array(t) return type(t) == "table" and getmetatable(t) == array_mt end
+
+--- opt(v): v, or JSON null when v is nil.
+function _M.opt(v) if v == nil then return null end return v end
+
+--- absent(v): true for nil and JSON null.
+function _M.absent(v) return v == nil or v == null end
+
+--- iso(sec): "2026-02-06T12:00:00Z".
+function _M.iso(sec)
+  return osdate("!%Y-%m-%dT%H:%M:%SZ", floor(sec))
+end
+
+--- iso_us(us): microsecond timestamp -> "2026-02-06T12:00:00.123456Z".
+function _M.iso_us(us)
+  local sec = us // 1000000
+  return osdate("!%Y-%m-%dT%H:%M:%S", sec) .. sformat(".%06dZ", us % 1000000)
+end
+
+--- to_us(seconds): float or integer seconds -> integer microseconds.
+function _M.to_us(s)
+  return tointeger(floor(s * 1000000)) or 0
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+--- b64url(s): unpadded base64url.
+function _M.b64url(s)
+  local out, n = {}, #s
+  for i = 1, n, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local v = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local k = (b and (c and 4 or 3)) or 2
+    for j = 1, k do
+      local idx = (v >> (18 - 6 * (j - 1))) & 63
+      out[#out + 1] = B64:sub(idx + 1, idx + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+--- copy(t): a shallow copy.
+function _M.copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+return _M
