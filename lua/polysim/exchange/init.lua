@@ -436,7 +436,8 @@ function H.orders_batch(self, ctx, req, now)
     local s, err = orders.parse(oj, now, self.U, false)
     local res
     if not s then
-      res = batch_failure(err, i - 1, nil)
+      local coid = type(oj) == "table" and oj.client_order_id
+      res = batch_failure(err, i - 1, { client_order_id = type(coid) == "string" and coid or nil })
     else
       local okp, resp = pcall(orders.submit, self, ctx, s, nil, now)
       if not okp then
