@@ -169,6 +169,15 @@ local function default_sink(line)
   io.stderr:write(line, "\n")
 end
 
+-- A logger outside any runtime: logger(tag, { sink = fn(line, level), level = "info",
+-- api_key = redacted }) -> log with info/warn/error/debug.
+function _M.logger(tag, opts)
+  opts = opts or {}
+  local cfg = { log_sink = opts.sink or default_sink, log_level = LEVELS[opts.level or "info"] or 20,
+                secret = opts.api_key }
+  return new_logger(cfg, tag)
+end
+
 ---------------------------------------------------------------------------------------------
 -- running callbacks: one task each, under a time budget
 
@@ -923,7 +932,8 @@ function Runtime:stop(reason)
     local ok, res, err = pcall(self.client.cancel_all, self.client)
     if not ok then err = res end
     if ok and res then
-      local n = type(res) == "table" and (res.cancelled or res.count or res.cancelled_count)
+      local n = type(res) == "table" and (res.cancelled_count or res.cancelled)
+      if type(n) == "table" then n = #n end
       emit(self, "info", self.name, 1, "cancelled open orders" .. (n and (" (" .. tostring(n) .. ")") or ""))
     else
       emit(self, "error", self.name, 1, "cancelling open orders failed: " .. tostring(err))
@@ -1009,8 +1019,7 @@ function feeds.poll(rt, interval)
           if last[id] ~= key then
             last[id] = key
             rt:deliver { type = "price", market_id = id, buy = p.buy, sell = p.sell,
-              best_bid = p.sell, best_ask = p.buy, outcomes = p.outcomes, volume = p.volume,
-              updated_at = p.updated_at or wallclock(), source = "poll" }
+              outcomes = p.outcomes, volume = p.volume, updated_at = p.updated_at, source = "poll" }
           end
         end
       end
@@ -1029,7 +1038,8 @@ function feeds.poll(rt, interval)
     seen = seen or {}
     for i = #list, 1, -1 do -- oldest first
       local h = list[i]
-      local key = tostring(h.order_id or h.id) .. "@" .. tostring(h.filled_at) .. "#" .. tostring(h.quantity)
+      local key = h.trade_id and ("t" .. tostring(h.trade_id))
+        or (tostring(h.order_id or h.id) .. "@" .. tostring(h.filled_at) .. "#" .. tostring(h.quantity))
       if not seen[key] then
         seen[key] = true
         if not first then

@@ -1,0 +1,389 @@
+-- The strategy host: `polysim run STRATEGY.lua` and the Lua half of the C embedding API.
+--
+--   local host = require "polysim.host"
+--   local h = assert(host.new { local_exchange = "auto", hot_reload = true })
+--   assert(h:load "examples/mean_reversion.lua")
+--   while not h:done() do h:step(0.1) end      -- or poll h:fd() / h:timeout() yourself
+--   h:close()
+--
+-- Without an API key (option api_key or POLYSIM_API_KEY) and without a base URL, the host
+-- starts the local exchange in this process, on the same loop, and trades against it.
+local core = require "polysim.core"
+local ploop = require "polysim.loop"
+local strategy = require "polysim.strategy"
+local reload = require "polysim.reload"
+
+local error, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, pairs, pcall, setmetatable, tonumber, tostring, type
+local string_format = string.format
+local monotime = core.monotime
+local loop = ploop.core
+
+local _M = {}
+
+local USAGE = [[
+usage: polysim run STRATEGY.lua [options]
+
+  --base-url URL      trade against this server (default: the real API when POLYSIM_API_KEY
+                      is set, otherwise a local exchange started in this process)
+  --duration SECONDS  stop after this long (default: until SIGINT/SIGTERM)
+  --seed S            seed of the local exchange's markets (default 1)
+  --tick SECONDS      how often the local exchange moves prices (default 0.5)
+  --budget SECONDS    time a callback may run without yielding (default 0.5; 0: no limit)
+  --no-reload         do not reload the strategy when its files change
+  --quiet             no status line
+]]
+
+---------------------------------------------------------------------------------------------
+-- decimals for the status line
+
+local decimal = core.decimal
+
+local function dec(v)
+  if v == nil or v == core.null then return nil end
+  local ok, d = pcall(decimal.new, type(v) == "number" and tostring(v) or v)
+  if ok then return d end
+  return nil
+end
+
+local function money(d)
+  if not d then return "?" end
+  local s = tostring(d)
+  local neg = s:sub(1, 1) == "-"
+  if neg then s = s:sub(2) end
+  local int, frac = s:match("^(%d+)%.?(%d*)$")
+  if not int then return (neg and "-" or "") .. s end
+  frac = (frac .. "00"):sub(1, 2)
+  int = int:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return (neg and "-" or "") .. int .. "." .. frac
+end
+
+local function signed(d)
+  if not d then return "?" end
+  local s = money(d)
+  if s:sub(1, 1) ~= "-" then s = "+" .. s end
+  return s
+end
+
+---------------------------------------------------------------------------------------------
+-- the host object
+
+local Host = {}
+local mt = { __name = "polysim.Host", __index = Host }
+mt.__tostring = function(self)
+  return string_format("polysim.Host (%s%s)", self.base_url or "?", self.closed and ", closed" or "")
+end
+_M.methods = Host
+
+local NEW_OPTIONS = {
+  api_key = true, base_url = true, local_exchange = true, seed = true, tick = true, budget = true,
+  hot_reload = true, log_sink = true, status = true, status_interval = true, debounce = true,
+  log_level = true,
+}
+
+-- new{ api_key =, base_url =, local_exchange = "auto" | true | false, seed = 1, tick = 0.5,
+--      budget = 0.5 | false, hot_reload = true, log_sink = fn(line, level),
+--      status = "tty" | "plain" | false, status_interval = seconds, debounce = seconds }
+-- -> host | nil, err
+function _M.new(opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not NEW_OPTIONS[k] then error("host.new: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  local api_key = opts.api_key
+  if api_key == nil then api_key = os.getenv "POLYSIM_API_KEY" end
+  if api_key == "" then api_key = nil end
+  local base_url = opts.base_url
+  if base_url == "" then base_url = nil end
+  local want_local = opts.local_exchange
+  if want_local == nil or want_local == "auto" then want_local = not api_key and not base_url end
+  local self = setmetatable({
+    opts = opts, srv = nil, client = nil, rt = nil, watcher = nil, base_url = nil,
+    api_key = api_key, sink = nil, status_mode = opts.status, status_text = nil,
+    stop_reason = nil, stopping_task = nil, closed = false, cancel_status = nil,
+    started_at = monotime(), last_error = nil,
+  }, mt)
+  local user_sink = opts.log_sink
+  self.sink = function(line, level)
+    if user_sink then return user_sink(line, level) end
+    if self.status_text then io.stderr:write("\r\27[K") end
+    io.stderr:write(line, "\n")
+    if self.status_text then io.stderr:write(self.status_text) end
+  end
+  if want_local then
+    local ok, srv, err = pcall(require("polysim.serve").start, {
+      port = 0, seed = math.tointeger(opts.seed) or 1, tick = opts.tick or 0.5,
+      api_key = api_key,
+    })
+    if not ok then err, srv = srv, nil end
+    if not srv then return nil, "cannot start the local exchange: " .. tostring(err) end
+    self.srv = srv
+    self.api_key = srv.api_key
+    self.base_url = srv.base_url
+  else
+    self.base_url = base_url
+  end
+  self.log = strategy.logger("polysim", { sink = self.sink, api_key = self.api_key, level = opts.log_level })
+  local ok, client = pcall(require("polysim").new, { api_key = self.api_key, base_url = self.base_url })
+  if not ok then
+    if self.srv then self.srv:close() end
+    return nil, tostring(client):gsub("^.-: new: ", "")
+  end
+  self.client = client
+  self.base_url = client.base_url
+  return self
+end
+
+-- Loads and starts the strategy (its on_start runs before this returns). true | nil, err
+function Host:load(path)
+  if self.rt then return nil, "a strategy is already loaded" end
+  local opts = self.opts
+  local budget = opts.budget
+  if budget == 0 then budget = false end
+  local rt = strategy.new {
+    client = self.client, budget = budget, log_sink = self.sink, api_key = self.api_key,
+    log_level = opts.log_level,
+    on_stop_request = function(reason) self.stop_reason = self.stop_reason or reason end,
+  }
+  local ok, err = rt:start(path)
+  if not ok then return nil, err end
+  self.rt = rt
+  if opts.hot_reload ~= false then
+    local w, werr = reload.watch(rt, { debounce = opts.debounce })
+    if w then self.watcher = w else self.log.warn("hot reload off: " .. tostring(werr)) end
+  end
+  self:_start_status()
+  return true
+end
+
+-- One turn of the loop, waiting at most timeout seconds (0: only what is ready now).
+-- Returns true, or nil and the error of a loop callback (the host stays usable).
+function Host:step(timeout)
+  if self.stop_reason and not self.stopping_task and self.rt then self:_begin_stop(self.stop_reason) end
+  local ok, err = pcall(loop.step, loop, timeout or 0)
+  if not ok then
+    self.last_error = tostring(err)
+    self.log.error("loop: " .. self.last_error)
+    return nil, self.last_error
+  end
+  return true
+end
+
+-- True once the strategy has stopped (or never started).
+function Host:done()
+  return not self.rt or self.rt.stopped
+end
+
+function Host.fd(_) return loop:fd() end
+
+-- Seconds until the host needs a step even when its fd stays quiet, or nil.
+function Host.timeout(_) return loop:timeout() end
+
+function Host:_begin_stop(reason)
+  if self.stopping_task or not self.rt then return end
+  self.stop_reason = self.stop_reason or reason
+  self:_stop_status()
+  if self.watcher then self.watcher:close() end
+  self.stopping_task = ploop.spawn(function() self.rt:stop(self.stop_reason) end)
+end
+
+-- Stops the strategy (on_stop, cancel on request, feeds closed), stepping the loop for at
+-- most timeout seconds. true when it finished in time.
+function Host:stop(reason, timeout)
+  if not self.rt then return true end
+  self:_begin_stop(reason or "stop")
+  local deadline = monotime() + (timeout or 15)
+  while not self.rt.stopped and monotime() < deadline do
+    self:step(math.min(0.1, math.max(0, deadline - monotime())))
+  end
+  return self.rt.stopped
+end
+
+-- Stops the strategy if it runs, closes the watcher and the local exchange. Idempotent.
+function Host:close()
+  if self.closed then return end
+  if self.rt and not self.rt.stopped then self:stop("close", 5) end
+  self.closed = true
+  self:_stop_status()
+  if self.watcher then self.watcher:close() end
+  if self.srv then self.srv:close() end
+end
+mt.__close = Host.close
+
+---------------------------------------------------------------------------------------------
+-- the status line: cash, P&L, positions, every second on a terminal
+
+function Host:_snapshot()
+  local client = self.client
+  local p = client:portfolio()
+  local bal, positions
+  if p and type(p.balance) == "table" then
+    bal, positions = p.balance, p.positions
+  else
+    local err
+    bal, err = client:balance()
+    if not bal then return nil, err end
+    positions = client:positions { status = "OPEN" }
+  end
+  local cash = dec(bal.balance)
+  local total, start = dec(bal.total_value), dec(bal.starting_balance)
+  local pnl = total and start and (total - start) or dec(bal.unrealized_pnl)
+  local open = 0
+  if type(positions) == "table" then
+    for _, pos in ipairs(positions) do
+      if pos.status == nil or pos.status == "OPEN" then open = open + 1 end
+    end
+  end
+  return { cash = cash, pnl = pnl, positions = open }
+end
+
+function Host:_status_line(snap)
+  local rt = self.rt
+  local s = rt.stats
+  local v = rt.current and rt.current.n or 0
+  return string_format("%s v%d | cash %s | P&L %s | positions %d | events %d | errors %d | reloads %d",
+    rt.name, v, money(snap and snap.cash), signed(snap and snap.pnl), snap and snap.positions or 0,
+    s.delivered, s.errors, s.reloads)
+end
+
+function Host:_start_status()
+  local mode = self.status_mode
+  if mode == nil then
+    mode = core.isatty and core.isatty(2) and "tty" or "plain"
+  end
+  if not mode then return end
+  local interval = self.opts.status_interval or (mode == "tty" and 1 or 10)
+  local busy = false
+  self.cancel_status = ploop.every(interval, function()
+    if busy or not self.rt or self.rt.stopping then return end
+    busy = true
+    ploop.spawn(function()
+      local ok, snap = pcall(self._snapshot, self)
+      busy = false
+      if not ok or not snap or not self.cancel_status then return end
+      local line = self:_status_line(snap)
+      if mode == "tty" then
+        self.status_text = line
+        io.stderr:write("\r\27[K", line)
+        io.stderr:flush()
+      else
+        self.log.info(line)
+      end
+    end)
+  end)
+end
+
+function Host:_stop_status()
+  if self.cancel_status then self.cancel_status() end
+  self.cancel_status = nil
+  if self.status_text then
+    io.stderr:write("\r\27[K")
+    self.status_text = nil
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- polysim run
+
+local SPEC = { ["base-url"] = "string", duration = "number", seed = "number", tick = "number",
+               budget = "number", ["no-reload"] = "flag", quiet = "flag" }
+
+local function parse(args)
+  local opts, pos = {}, {}
+  local i = 2
+  while i <= #args do
+    local a = args[i]
+    local name = a:match("^%-%-([%w%-]+)$")
+    if name then
+      local kind = SPEC[name]
+      if not kind then return nil, "unknown option --" .. name end
+      if kind == "flag" then
+        opts[name] = true
+      else
+        local v = args[i + 1]
+        if v == nil then return nil, "--" .. name .. " needs a value" end
+        if kind == "number" then
+          v = tonumber(v)
+          if not v or v < 0 then return nil, "--" .. name .. " needs a number >= 0" end
+        end
+        opts[name] = v
+        i = i + 1
+      end
+    elseif a == "-h" or a == "--help" then
+      opts.help = true
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function die(msg)
+  io.stderr:write("polysim run: ", msg, "\n", USAGE)
+  return 2
+end
+
+-- `polysim run STRATEGY.lua ...` (args[1] == "run"); returns the exit status.
+function _M.main(args)
+  local opts, pos = parse(args)
+  if not opts then return die(pos) end
+  if opts.help then
+    io.stdout:write(USAGE)
+    return 0
+  end
+  if #pos ~= 1 then return die("give exactly one strategy file") end
+  local path = pos[1]
+  local f = io.open(path, "r")
+  if not f then return die("cannot read " .. path) end
+  f:close()
+  local h, err = _M.new {
+    base_url = opts["base-url"], seed = opts.seed, tick = opts.tick, budget = opts.budget,
+    hot_reload = not opts["no-reload"], status = (opts.quiet and false) or nil,
+  }
+  if not h then
+    io.stderr:write("polysim run: ", tostring(err), "\n")
+    return 1
+  end
+  if h.srv then
+    h.log.info(string_format("local exchange at %s (seed %d); set POLYSIM_API_KEY to trade on %s",
+      h.base_url, math.tointeger(opts.seed) or 1, "the real API"))
+  else
+    h.log.info("trading against " .. h.base_url)
+  end
+  require("polysim.cli").watch_signals(function(name) h.stop_reason = h.stop_reason or ("SIG" .. name) end)
+  local ok, lerr = h:load(path)
+  if not ok then
+    h.log.error("cannot start " .. path .. ":\n" .. tostring(lerr))
+    h:close()
+    return 1
+  end
+  h.log.info(string_format("running %s%s; %s", path,
+    opts.duration and string_format(" for %g s", opts.duration) or "",
+    h.watcher and "edit it to reload, Ctrl-C to stop" or "Ctrl-C to stop"))
+  local deadline = opts.duration and (monotime() + opts.duration)
+  while not h.stop_reason and not h:done() do
+    local wait = 0.5
+    if deadline then
+      local left = deadline - monotime()
+      if left <= 0 then
+        h.stop_reason = "duration"
+        break
+      end
+      if left < wait then wait = left end
+    end
+    h:step(wait)
+  end
+  h.log.info("stopping (" .. tostring(h.stop_reason or "done") .. ")")
+  local stopped = h:stop(h.stop_reason, 15)
+  local snap = select(2, pcall(h._snapshot, h))
+  local s = h.rt.stats
+  h.log.info(string_format("done: cash %s, P&L %s, %d open positions; %d events, %d callbacks, %d errors, " ..
+    "%d reloads (%d failed)", money(type(snap) == "table" and snap.cash or nil),
+    signed(type(snap) == "table" and snap.pnl or nil), type(snap) == "table" and snap.positions or 0,
+    s.delivered, s.callbacks, s.errors, s.reloads, s.failed_reloads))
+  h:close()
+  return stopped and 0 or 1
+end
+
+return _M
