@@ -296,7 +296,7 @@ function H.prices_batch(self, ctx, req)
       out[i] = { condition_id = id, buy = lp.buy, sell = lp.sell, outcomes = lp.outcomes,
                  source = lp.source, updated_at = lp.updated_at }
     else
-      out[i] = { condition_id = id }
+      out[i] = { condition_id = util.clean_utf8(id) }
     end
   end
   return ok(out)
@@ -631,6 +631,8 @@ local function create_key(self, user, j, now)
   if absent(name) then name = nil
   elseif type(name) ~= "string" then items[#items + 1] = item({ "body", "name" }, "Input should be a valid string",
       "string_type", name)
+  elseif not util.valid_utf8(name) then
+    items[#items + 1] = item({ "body", "name" }, "Input should be a valid UTF-8 string", "string_unicode")
   elseif #name > 100 then items[#items + 1] = item({ "body", "name" }, "String should have at most 100 characters",
       "string_too_long") end
   local tier = j.tier
@@ -745,6 +747,8 @@ function H.key_patch(self, ctx, req, now, id)
   if absent(name) then name = nil
   elseif type(name) ~= "string" then errors.invalid({ "body", "name" }, "Input should be a valid string",
       "string_type", name)
+  elseif not util.valid_utf8(name) then
+    errors.invalid({ "body", "name" }, "Input should be a valid UTF-8 string", "string_unicode")
   elseif #name > 100 then errors.invalid({ "body", "name" }, "String should have at most 100 characters",
       "string_too_long") end
   k.name = name
@@ -985,9 +989,9 @@ local function finish(self, resp, rid, state)
   local h = resp.headers
   if type(h) ~= "table" then h = {}; resp.headers = h end
   h["x-request-id"] = rid
-  if resp.is_error and type(resp.body) == "table" and not resp.no_request_id_in_body
-    and resp.body.request_id == nil then
-    resp.body.request_id = rid
+  if resp.is_error and type(resp.body) == "table" then
+    if not resp.no_request_id_in_body and resp.body.request_id == nil then resp.body.request_id = rid end
+    util.clean(resp.body)   -- messages and details may echo arbitrary request bytes
   end
   if state.ctx and state.ctx.rl_headers then
     for k, v in pairs(state.ctx.rl_headers) do h[k] = v end

@@ -182,6 +182,8 @@ function _M.parse(j, now, U, clob)
   if not absent(coid) then
     if type(coid) ~= "string" and math.type(coid) ~= "integer" then
       items[#items + 1] = item({ "body", "client_order_id" }, "Input should be a valid string", "string_type", coid)
+    elseif type(coid) == "string" and not util.valid_utf8(coid) then
+      items[#items + 1] = item({ "body", "client_order_id" }, "Input should be a valid UTF-8 string", "string_unicode")
     elseif #tostring(coid) > 256 then
       items[#items + 1] = item({ "body", "client_order_id" }, "String should have at most 256 characters",
           "string_too_long")

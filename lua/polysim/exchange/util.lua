@@ -59,6 +59,43 @@ function _M.b64url(s)
   return table.concat(out)
 end
 
+--- valid_utf8(s): true when s is well-formed UTF-8.
+function _M.valid_utf8(s)
+  return utf8.len(s) ~= nil
+end
+
+--- clean_utf8(s): s with every byte that is not part of well-formed UTF-8 replaced by "?".
+function _M.clean_utf8(s)
+  if utf8.len(s) then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local len, bad = utf8.len(s, i)
+    if len then out[#out + 1] = s:sub(i); break end
+    if bad > i then out[#out + 1] = s:sub(i, bad - 1) end
+    out[#out + 1] = "?"
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+
+--- clean(v, depth): v with strings made valid UTF-8 and non-finite numbers replaced by
+--- JSON null, recursively (tables are cleaned in place).
+function _M.clean(v, depth)
+  local t = type(v)
+  if t == "string" then return _M.clean_utf8(v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return null end
+    return v
+  end
+  if t == "table" and v ~= null and (depth or 0) < 8 then
+    for k, x in pairs(v) do
+      local c = _M.clean(x, (depth or 0) + 1)
+      if c ~= x then v[k] = c end
+    end
+  end
+  return v
+end
+
 --- copy(t): a shallow copy.
 function _M.copy(t)
   local c = {}
