@@ -12,7 +12,8 @@ out=build/bench/serve.out
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT INT TERM
 i=0
-while [ ! -s "$out" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+while [ ! -s "$out" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s "$out" ] || { echo "bench: the exchange did not start:"; cat build/bench/serve.log; exit 1; }
 line=$(head -n 1 "$out")
 export POLYSIM_BENCH_SERVER="$line"
 for b in bench/client.lua bench/exchange.lua bench/stream.lua bench/reload.lua bench/events.lua; do

@@ -1,0 +1,54 @@
+-- Local exchange throughput: market orders matched per second in-process (ex:handle, no
+-- HTTP), and market orders per second through the client over loopback HTTP, against the
+-- exchange that bench/run.sh started in its own process. Ratio: HTTP / in-process.
+local polysim = require "polysim"
+local core = require "polysim.core"
+local exchange = require "polysim.exchange"
+
+local N = tonumber(os.getenv "BENCH_N") or 3000
+
+-- In-process: the matching path alone, with the request already parsed.
+local clock = 1.7e9
+local ex = assert(exchange.new { seed = 3, clock = function() return clock end,
+  tiers = { pro = { per_second = 1 << 40, per_minute = 1 << 40 } } })
+local id = ex:pick_market { binary = true, state = "open" }
+ex:set_book(id, "Yes", { bids = { { "0.40", "1000000000" } }, asks = { { "0.60", "1000000000" } } },
+  { keep_complement = true })
+local headers = { ["x-api-key"] = ex.api_key }
+local function order_req(i)
+  local side = i % 2 == 0 and "BUY" or "SELL"
+  local body = { market_id = id, side = side, outcome = "Yes", quantity = "1",
+    price = side == "BUY" and "0.99" or "0.01" }
+  return { method = "POST", path = "/v1/orders", query = {}, headers = headers, json = body }
+end
+assert(ex:handle(order_req(0)).status == 200, "warm-up order failed")
+local t0 = core.monotime()
+for i = 1, N do
+  local r = ex:handle(order_req(i))
+  if r.status ~= 200 then error("order " .. i .. " failed: " .. core.json_encode(r.body)) end
+end
+local inproc = N / (core.monotime() - t0)
+
+-- Over loopback HTTP through the client.
+local info = assert(core.json_decode(assert(os.getenv "POLYSIM_BENCH_SERVER", "run through bench/run.sh")))
+local client = polysim.new { base_url = info.base_url, api_key = info.api_key }
+local m = assert(client:markets_page { limit = 50 })
+local mid
+for _, x in ipairs(m) do
+  if x.outcomes and #x.outcomes == 2 then mid = x.condition_id break end
+end
+mid = mid or m[1].condition_id
+local first = assert(client:place_order { market_id = mid, side = "BUY", outcome = "Yes", quantity = 1, price = "0.99" })
+local n_http = math.min(N, 1000)
+t0 = core.monotime()
+for i = 1, n_http do
+  local side = i % 2 == 0 and "BUY" or "SELL"
+  assert(client:place_order { market_id = mid, side = side, outcome = "Yes", quantity = 1,
+    price = side == "BUY" and "0.99" or "0.01", time_in_force = "FAK" })
+end
+local http = n_http / (core.monotime() - t0)
+assert(first)
+
+print(string.format("orders matched in-process   %9.0f orders/s  (%d market orders)", inproc, N))
+print(string.format("market orders over HTTP     %9.0f orders/s  (%d through client:place_order)", http, n_http))
+print(string.format("ratio HTTP / in-process     %9.3f", http / inproc))
