@@ -62,7 +62,7 @@ describe("polysim serve", function()
       local info, pid = start("--port 0 --tick 0 --seed " .. seed)
       local c = polysim.new { base_url = info.base_url, api_key = info.api_key }
       local ids = {}
-      for m in c:markets { active_only = false } do 
+      for m in c:markets { active_only = false } do
         local lp = m.live_price -- its updated_at is wall-clock time: compare the prices
         ids[#ids + 1] = m.condition_id .. "=" .. polysim.json.encode({ lp.buy, lp.sell, lp.outcomes }, { sort_keys = true })
       end

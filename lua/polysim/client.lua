@@ -268,7 +268,7 @@ function methods:_call(method, path, spec)
 
   local stats = self._stats
   stats.requests = stats.requests + 1
-  local attempt, err = 0, nil
+  local attempt, err = 0
   while true do
     attempt = attempt + 1
     stats.attempts = stats.attempts + 1
