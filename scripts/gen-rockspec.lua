@@ -10,7 +10,8 @@ local function list(cmd)
   return t
 end
 
-local lua_files = list("find lua -name '*.lua'")
+-- Tracked files only, so that what CI clones is what the rockspec lists.
+local lua_files = list("git ls-files 'lua/*.lua' 2>/dev/null || find lua -name '*.lua'")
 local c_files = list("make -s --no-print-directory print-CORE_SRC | tr ' ' '\\n' | grep .")
 
 local out = {}
