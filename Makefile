@@ -90,6 +90,21 @@ asan:
 
 check: test lint asan
 
+# libFuzzer run of the WebSocket parser (needs clang): FUZZ_SECONDS (60) on a scratch copy
+# of fuzz/corpus; findings go to build-fuzz/, never into the repository.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -I$(LUA_INCLUDE_DIR) -Isrc
+build-fuzz/ws_fuzz: fuzz/ws_fuzz.c src/ws.c src/sha1.c src/ws.h src/internal.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/ws_fuzz.c src/ws.c src/sha1.c $(LUA_LIB)
+
+fuzz: build-fuzz/ws_fuzz
+	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/
+	build-fuzz/ws_fuzz -max_total_time=$${FUZZ_SECONDS:-60} -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus
+
 install: build
 	install -d $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin
 	install -m 644 lua/polysim/*.lua $(DESTDIR)$(LUA_SHARE_DIR)/polysim/
