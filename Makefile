@@ -66,6 +66,24 @@ $(EXE): $(BUILD)/obj/main.o $(LIBHOST)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"; $(CC) -o $@ $(BUILD)/obj/main.o $(LIBHOST) $(LUA_LIB) $(LIBS) -ldl $(LDFLAGS)
 
+# The embedding example and the C-level tests of the embedding API (examples/embed/).
+EMBED    = $(BUILD)/bin/embed
+C_TESTS  = $(BUILD)/tests/embed
+build: $(EMBED) $(C_TESTS)
+
+$(EMBED): examples/embed/embed.c include/polysim.h $(LIBHOST)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"; $(CC) $(XCFLAGS) -o $@ $< $(LIBHOST) $(LUA_LIB) $(LIBS) -ldl $(LDFLAGS)
+
+$(BUILD)/tests/embed: examples/embed/embed_test.c include/polysim.h $(LIBHOST)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"; $(CC) $(XCFLAGS) -o $@ $< $(LIBHOST) $(LUA_LIB) $(LIBS) -ldl $(LDFLAGS)
+
+# A 60 fps loop running examples/embed/strategy.lua on an in-process exchange; prints its
+# worst frame time.
+embed: build
+	$(RUN_ENV) $(EMBED) examples/embed/strategy.lua $${EMBED_SECONDS:-5}
+
 # The test command: specs under Lua 5.4, then the C-level tests; one closing count.
 test: build
 	@$(RUN_ENV) $(LUA) spec/run.lua $(SPEC)

@@ -131,6 +131,7 @@ function _M.new(opts)
   end
   self.client = client
   self.base_url = client.base_url
+  _M.current = self
   return self
 end
 
@@ -169,6 +170,14 @@ function Host:step(timeout)
   return true
 end
 
+-- step for the C API: 0, 1 once the strategy has stopped, or -1 and the error.
+function Host:c_step(timeout)
+  local ok, err = self:step(timeout)
+  if not ok then return -1, err end
+  if self.rt and self.rt.stopped then return 1 end
+  return 0
+end
+
 -- True once the strategy has stopped (or never started).
 function Host:done()
   return not self.rt or self.rt.stopped
@@ -199,10 +208,11 @@ function Host:stop(reason, timeout)
   return self.rt.stopped
 end
 
--- Stops the strategy if it runs, closes the watcher and the local exchange. Idempotent.
-function Host:close()
+-- Stops the strategy if it runs (for at most timeout seconds, default 5), closes the watcher
+-- and the local exchange. Idempotent.
+function Host:close(timeout)
   if self.closed then return end
-  if self.rt and not self.rt.stopped then self:stop("close", 5) end
+  if self.rt and not self.rt.stopped then self:stop("close", timeout or 5) end
   self.closed = true
   self:_stop_status()
   if self.watcher then self.watcher:close() end

@@ -1027,7 +1027,7 @@ function feeds.poll(rt, interval)
   end
   local function poll_fills()
     local cur = rt.current
-    if not (cur and cur.mod.on_fill) and seen then return end
+    if not (cur and cur.mod.on_fill) then return end
     local list, err = client:history_page { limit = 50 }
     if closed then return end
     if not list then
