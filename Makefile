@@ -81,6 +81,7 @@ $(BUILD)/tests/embed: examples/embed/embed_test.c include/polysim.h $(LIBHOST)
 
 # A 60 fps loop running examples/embed/strategy.lua on an in-process exchange; prints its
 # worst frame time.
+.PHONY: embed
 embed: build
 	$(RUN_ENV) $(EMBED) examples/embed/strategy.lua $${EMBED_SECONDS:-5}
 
