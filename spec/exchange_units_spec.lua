@@ -4,6 +4,7 @@ local sha256 = require "polysim.exchange.sha256"
 local fixed = require "polysim.exchange.fixed"
 local rng = require "polysim.exchange.rng"
 local book = require "polysim.exchange.book"
+local siphash = require "polysim.exchange.siphash"
 
 describe("exchange sha256", function()
   it("matches the FIPS 180-4 / NIST vectors", function()
@@ -29,6 +30,22 @@ describe("exchange sha256", function()
     assert.are.equal("ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb", sha256.hex(string.rep("a",
         64)))
     assert.are.equal(32, #sha256.digest("x"))
+  end)
+end)
+
+describe("exchange siphash", function()
+  it("matches the SipHash-2-4 reference vectors (key 00..0f, messages 00..n-1)", function()
+    local key = ""
+    for i = 0, 15 do key = key .. string.char(i) end
+    local k0, k1 = string.unpack("<i8i8", key)
+    local want = { "726fdb47dd0e0e31", "74f839c593dc67fd", "0d6c8009d9a94f5a", "85676696d7fb7e2d",
+                   "cf2794e0277187b7", "18765564cd99a68d", "cbc9466e58fee3ce", "ab0200f58b01d137",
+                   "93f5f5799a932462", "9e0082df0ba9e4b0" }
+    local msg = ""
+    for n = 0, #want - 1 do
+      assert.are.equal(want[n + 1], string.format("%016x", siphash.hash(k0, k1, msg)))
+      msg = msg .. string.char(n)
+    end
   end)
 end)
 

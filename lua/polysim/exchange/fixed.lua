@@ -68,23 +68,24 @@ end
 
 --- format(v, dp, min_dp): scaled integer -> decimal string with at most dp decimals, trailing
 --- zeros trimmed down to min_dp decimals (default 0).
+local FMT, ZEROS = {}, {}
+for d = 0, 18 do FMT[d] = "%d.%0" .. d .. "d"; ZEROS[d] = d > 0 and ("." .. string.rep("0", d)) or "" end
+local sformat = string.format
+
 function _M.format(v, dp, min_dp)
   min_dp = min_dp or 0
-  local neg = v < 0
-  if neg then v = -v end
+  local sign = ""
+  if v < 0 then sign = "-"; v = -v end
   local unit = POW10[dp]
   local ip, fp = v // unit, v % unit
-  local s
-  if dp == 0 then
-    s = tostring(ip)
-  else
-    local f = string.format("%0" .. dp .. "d", fp)
-    local keep = dp
-    while keep > min_dp and f:byte(keep) == 48 do keep = keep - 1 end
-    if keep > 0 then s = tostring(ip) .. "." .. f:sub(1, keep) else s = tostring(ip) end
-  end
-  if neg and v ~= 0 then s = "-" .. s end
-  return s
+  if fp == 0 then return sign .. ip .. ZEROS[min_dp] end
+  local digits = dp
+  if fp % 10000 == 0 then fp = fp // 10000; digits = digits - 4 end
+  if fp % 100 == 0 then fp = fp // 100; digits = digits - 2 end
+  if fp % 10 == 0 then fp = fp // 10; digits = digits - 1 end
+  if fp % 10 == 0 then fp = fp // 10; digits = digits - 1 end
+  if digits < min_dp then fp = fp * POW10[min_dp - digits]; digits = min_dp end
+  return sign .. sformat(FMT[digits], ip, fp)
 end
 
 -- Common renderings.

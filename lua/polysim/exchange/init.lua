@@ -981,6 +981,12 @@ local function run(self, req, now, state)
   return route.handler(self, ctx, req, now, caps[1], caps[2])
 end
 
+local function run_request(self, req, now, state)
+  local n = normalize(req)
+  if not n then return errors.api(400, "BAD_REQUEST", "Malformed request") end
+  return run(self, n, now, state)
+end
+
 local function finish(self, resp, rid, state)
   if type(resp) ~= "table" or math.type(resp.status) ~= "integer" then
     self.last_error = "handler returned a malformed response"
@@ -1017,11 +1023,7 @@ function methods:handle(req)
     rid = self.id_rng:uuid()
   end
   local state = {}
-  local okr, resp = xpcall(function()
-    local n = normalize(req)
-    if not n then return errors.api(400, "BAD_REQUEST", "Malformed request") end
-    return run(self, n, now, state)
-  end, debug.traceback)
+  local okr, resp = xpcall(run_request, debug.traceback, self, req, now, state)
   if not okr then
     if errors.is_thrown(resp) then resp = resp.resp
     else

@@ -4,6 +4,7 @@
 -- has a plan (free/pro/pro_plus/enterprise); a key's tier may not exceed its user's plan.
 -- Dashboard JWTs are opaque, JWT-shaped strings minted from the seed and looked up exactly.
 local sha256 = require "polysim.exchange.sha256"
+local siphash = require "polysim.exchange.siphash"
 local util = require "polysim.exchange.util"
 local errors = require "polysim.exchange.errors"
 
@@ -32,7 +33,9 @@ function _M.tiers(overrides)
     local o = overrides and overrides[name]
     if type(o) == "table" then
       for k, v in pairs(o) do
-        if c[k] ~= nil and math.type(v) == "integer" then c[k] = v end
+        local iv = type(v) == "number" and math.tointeger(v)
+        if v == math.huge then iv = math.maxinteger end
+        if c[k] ~= nil and iv then c[k] = iv end
       end
     end
     c.name = name
@@ -54,6 +57,9 @@ end
 --- new(opts): the key store. opts: rng (a stream for key material), tiers.
 function _M.new(opts)
   return {
+    -- verified: SipHash fingerprint of a presented raw key -> key record, so that repeated
+    -- requests skip SHA-256; bounded, and it never holds raw keys
+    verified = {}, verified_n = 0, sip0 = opts.rng:next(), sip1 = opts.rng:next(),
     rng = opts.rng, tiers = opts.tiers, by_hash = {}, by_id = {}, next_key_id = 1,
     users = {}, next_user_id = 1, ids = { pos = 0 }, jwts = {}, ws_tokens = {}, ws_count = 0,
     closed_beta = false,
@@ -143,7 +149,16 @@ function _M.lookup(K, raw, now)
   if #raw ~= 72 or not raw:match("^ps_live_%x+$") or raw:find("[A-F]") then
     return nil, errors.api(401, "INVALID_API_KEY", "Invalid API key")
   end
-  local key = K.by_hash[sha256.hex(raw)]
+  local fp = siphash.hash(K.sip0, K.sip1, raw)
+  local key = K.verified[fp]
+  if not key then
+    key = K.by_hash[sha256.hex(raw)]
+    if key then
+      if K.verified_n >= 4096 then K.verified, K.verified_n = {}, 0 end
+      K.verified[fp] = key
+      K.verified_n = K.verified_n + 1
+    end
+  end
   if not key or not key.is_active then
     return nil, errors.api(401, "INVALID_API_KEY", "Invalid, revoked or deactivated API key")
   end
@@ -200,26 +215,28 @@ end
 --- ctx.rl_headers either way.
 function _M.rate(ctx, now)
   local holder = ctx.bucket
-  holder.rl = holder.rl or { head = 1, tail = 0 }
-  local rl, tier = holder.rl, ctx.tier
-  local head, tail = rl.head, rl.tail
+  local rl = holder.rl
+  if not rl then rl = { head = 1, tail = 0, sec = 1 }; holder.rl = rl end
+  local tier = ctx.tier
+  local head, tail, sec = rl.head, rl.tail, rl.sec or 1
+  if tail > 0 and now < rl[tail] then now = rl[tail] end      -- never step back in time
   while head <= tail and rl[head] <= now - 60 do rl[head] = nil; head = head + 1 end
   if head > tail then head, tail = 1, 0 end
-  rl.head = head
+  if sec < head then sec = head end
+  while sec <= tail and rl[sec] <= now - 1 do sec = sec + 1 end
+  rl.head, rl.tail, rl.sec = head, tail, sec
   local in_min = tail - head + 1
-  local in_sec, oldest_sec = 0, nil
-  local k = tail
-  while k >= head and rl[k] > now - 1 do in_sec = in_sec + 1; oldest_sec = rl[k]; k = k - 1 end
+  local in_sec = tail - sec + 1
   local retry
-  if in_sec >= tier.per_second then retry = oldest_sec + 1 - now end
+  if in_sec >= tier.per_second then retry = rl[sec] + 1 - now end
   if in_min >= tier.per_minute then
     local r2 = rl[head] + 60 - now
     if not retry or r2 > retry then retry = r2 end
   end
-  local reset = in_min > 0 and ceil(rl[head] + 60 - now) or 0
   if retry then
     local ra = ceil(retry)
     if ra < 1 then ra = 1 end
+    local reset = in_min > 0 and ceil(rl[head] + 60 - now) or 0
     ctx.rl_headers = {
       ["X-RateLimit-Limit"] = tostring(tier.per_minute),
       ["X-RateLimit-Remaining"] = tostring(math.max(0, tier.per_minute - in_min)),

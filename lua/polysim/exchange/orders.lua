@@ -326,6 +326,7 @@ local function record_fill(ex, o, q, notional, fee, maker, now_us)
   O.next_trade = t.id + 1
   user.trades[#user.trades + 1] = t
   o.market.volume = o.market.volume + notional
+  if #ex.listeners.fill == 0 then return end
   ex:_emit("fill", user.id, {
     type = "fill", order_id = o.id, market_id = o.market.condition_id,
     token_id = o.market.outcomes[o.idx].token_id, side = o.side,

@@ -99,10 +99,8 @@ end
 --- uuid(): a version-4 UUID string.
 function rng_methods:uuid()
   local a, b = self:next(), self:next()
-  local hex = string.format("%016x%016x", a, b)
-  local variant = string.format("%x", 8 + (b >> 62 & 3))
-  return hex:sub(1, 8) .. "-" .. hex:sub(9, 12) .. "-4" .. hex:sub(14, 16) .. "-" ..
-    variant .. hex:sub(18, 20) .. "-" .. hex:sub(21, 32)
+  return string.format("%08x-%04x-4%03x-%x%03x-%012x", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+    8 + ((b >> 62) & 3), (b >> 48) & 0xfff, b & 0xffffffffffff)
 end
 
 _M.string_hash = string_hash

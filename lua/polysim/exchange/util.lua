@@ -32,9 +32,11 @@ function _M.iso(sec)
 end
 
 --- iso_us(us): microsecond timestamp -> "2026-02-06T12:00:00.123456Z".
+local last_sec, last_prefix = nil, nil
 function _M.iso_us(us)
   local sec = us // 1000000
-  return osdate("!%Y-%m-%dT%H:%M:%S", sec) .. sformat(".%06dZ", us % 1000000)
+  if sec ~= last_sec then last_sec, last_prefix = sec, osdate("!%Y-%m-%dT%H:%M:%S", sec) end
+  return sformat("%s.%06dZ", last_prefix, us % 1000000)
 end
 
 --- to_us(seconds): float or integer seconds -> integer microseconds.
