@@ -26,15 +26,18 @@ else
 end
 if not ok and failed == 0 then failed = 1 end -- busted itself crashed
 
--- C-level tests: each prints its own "N passed, N failed" as its last line.
+-- C-level tests and the fuzz smoke run: each prints its own "N passed, N failed" last.
 if #selected == 0 then
-  local list = io.popen("ls build/tests/ 2>/dev/null")
+  local list = io.popen("ls -d build/tests/* 2>/dev/null; echo 'sh fuzz/smoke.sh'")
   for name in list:lines() do
-    local p = io.popen("build/tests/" .. name .. " 2>&1")
+    local p = io.popen(name .. " 2>&1")
     local last
-    for l in p:lines() do print(l); if l:match("^%d+ passed, %d+ failed") then last = l end end
+    -- Their count lines are folded into ours, not echoed: the run ends with one.
+    for l in p:lines() do
+      if l:match("%d+ passed, %d+ failed%s*$") then last = l else print(l) end
+    end
     local cok = p:close()
-    local cp, cf = (last or ""):match("^(%d+) passed, (%d+) failed")
+    local cp, cf = (last or ""):match("(%d+) passed, (%d+) failed%s*$")
     if cp then
       passed, failed = passed + tonumber(cp), failed + tonumber(cf)
       if not cok and tonumber(cf) == 0 then failed = failed + 1 end
