@@ -17,6 +17,13 @@ local REFRESH = 5    -- seconds between routine re-quotes
 
 local S = { name = "market_maker", cancel_on_stop = true }
 
+-- Open binary markets with a price: the ones where "Yes" is an outcome.
+local function tradable(m)
+  if m.closed or m.live_price == polysim.null or type(m.outcomes) ~= "table" then return false end
+  for _, o in ipairs(m.outcomes) do if o == "Yes" then return true end end
+  return false
+end
+
 local function price_str(p)
   return string.format("%.2f", math.max(0.01, math.min(0.99, p)))
 end
@@ -78,7 +85,7 @@ function S.on_start(ctx)
   st.markets, st.inventory, st.mid = {}, {}, {}
   st.quoting, st.again, st.quotes, st.fills = {}, {}, 0, 0
   for m in ctx.client:markets { limit = 20 } do
-    if not m.closed and m.live_price ~= polysim.null then st.markets[#st.markets + 1] = m.condition_id end
+    if tradable(m) then st.markets[#st.markets + 1] = m.condition_id end
     if #st.markets == MARKETS then break end
   end
   ctx:subscribe(st.markets)

@@ -19,6 +19,13 @@ local WARMUP = 4    -- prices seen before the first trade
 
 local S = { name = "mean_reversion", cancel_on_stop = true }
 
+-- Open binary markets with a price: the ones where "Yes" is an outcome.
+local function tradable(m)
+  if m.closed or m.live_price == polysim.null or type(m.outcomes) ~= "table" then return false end
+  for _, o in ipairs(m.outcomes) do if o == "Yes" then return true end end
+  return false
+end
+
 local function yes_price(msg)
   for _, o in ipairs(msg.outcomes or {}) do
     if o.label == "Yes" then return tonumber(o.price) end
@@ -57,7 +64,7 @@ function S.on_start(ctx)
   st.trades, st.prices = st.trades or 0, st.prices or 0
   local ids = {}
   for m in ctx.client:markets { limit = 50 } do
-    if not m.closed and m.live_price ~= polysim.null then ids[#ids + 1] = m.condition_id end
+    if tradable(m) then ids[#ids + 1] = m.condition_id end
     if #ids == MARKETS then break end
   end
   ctx:subscribe(ids)

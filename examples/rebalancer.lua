@@ -15,6 +15,13 @@ local SLIPPAGE = 0.03  -- worst price accepted, away from the current price
 
 local S = { name = "rebalancer" }
 
+-- Open binary markets with a price: the ones where "Yes" is an outcome.
+local function tradable(m)
+  if m.closed or m.live_price == polysim.null or type(m.outcomes) ~= "table" then return false end
+  for _, o in ipairs(m.outcomes) do if o == "Yes" then return true end end
+  return false
+end
+
 local function held_yes(ctx)
   local held = {}
   local positions, err = ctx.client:positions { status = "OPEN" }
@@ -71,7 +78,7 @@ function S.on_start(ctx)
   local st = ctx.state
   st.markets, st.rounds, st.orders = {}, 0, 0
   for m in ctx.client:markets { limit = 50 } do
-    if not m.closed and m.live_price ~= polysim.null then st.markets[#st.markets + 1] = m.condition_id end
+    if tradable(m) then st.markets[#st.markets + 1] = m.condition_id end
     if #st.markets == MARKETS then break end
   end
   ctx.log.info("holding $%d of Yes in each of %d markets", TARGET, #st.markets)

@@ -8,6 +8,13 @@ local BURST = 3    -- requests per burst (about 12 a second: inside the pro tier
 
 local S = { name = "embed_demo", cancel_on_stop = true }
 
+-- Open binary markets with a price: the ones where "Yes" is an outcome.
+local function tradable(m)
+  if m.closed or m.live_price == polysim.null or type(m.outcomes) ~= "table" then return false end
+  for _, o in ipairs(m.outcomes) do if o == "Yes" then return true end end
+  return false
+end
+
 local function request(ctx, n)
   local st, client = ctx.state, ctx.client
   st.inflight = st.inflight + 1
@@ -40,7 +47,7 @@ function S.on_start(ctx)
   st.requests, st.failed, st.inflight, st.max_inflight, st.prices, st.n = 0, 0, 0, 0, 0, 0
   st.markets = {}
   for m in ctx.client:markets { limit = 20 } do
-    if not m.closed and m.live_price ~= polysim.null then st.markets[#st.markets + 1] = m.condition_id end
+    if tradable(m) then st.markets[#st.markets + 1] = m.condition_id end
     if #st.markets == 5 then break end
   end
   ctx:subscribe(st.markets)

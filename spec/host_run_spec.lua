@@ -1,0 +1,161 @@
+-- The host: `polysim run` as a user runs it (a child process of the built command), and
+-- the Lua host object behind it and behind the C embedding API.
+local ploop = require "polysim.loop"
+
+local EXE = os.getenv "POLYSIM_EXE" or "build/bin/polysim"
+
+local tmpdir = os.tmpname()
+os.remove(tmpdir)
+assert(os.execute("mkdir -p " .. tmpdir))
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function write(path, src)
+  local f = assert(io.open(path, "w"))
+  f:write(src)
+  f:close()
+  return path
+end
+
+local function slurp(path)
+  local f = io.open(path)
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Runs a shell script; returns a table of name -> { out = text, status = n } for every
+-- `run NAME ARGS...` it made (output of both streams in tmpdir/NAME.out).
+local function sh(script)
+  local prelude = "cd " .. q(os.getenv("PWD") or ".") .. "\n" ..
+    "unset POLYSIM_API_KEY POLYSIM_BASE_URL\n" ..
+    "run() { name=$1; shift; " .. q(EXE) .. " run \"$@\" > " .. q(tmpdir) .. "/$name.out 2>&1; " ..
+    "echo $? > " .. q(tmpdir) .. "/$name.rc; }\n"
+  assert(os.execute(prelude .. script))
+  return setmetatable({}, { __index = function(_, name)
+    return { out = slurp(tmpdir .. "/" .. name .. ".out"), status = tonumber(slurp(tmpdir .. "/" .. name .. ".rc")) }
+  end })
+end
+
+describe("polysim run", function()
+  it("runs every example against the local exchange, without errors", function()
+    local r = sh [[
+      run mr examples/mean_reversion.lua --duration 3 --quiet &
+      run mm examples/market_maker.lua --duration 3 --quiet &
+      run rb examples/rebalancer.lua --duration 3 --quiet &
+      wait
+    ]]
+    for _, name in ipairs { "mr", "mm", "rb" } do
+      local res = r[name]
+      assert.equal(0, res.status, res.out)
+      assert.truthy(res.out:find("local exchange at http://127.0.0.1:", 1, true), res.out)
+      assert.truthy(res.out:find("stopped (duration)", 1, true), res.out)
+      assert.truthy(res.out:find("done: cash [%d,.]+, P&L [-+][%d,.]+, %d+ open positions; %d+ events, %d+ callbacks, 0 errors"),
+        res.out)
+      assert.falsy(res.out:find("ERROR", 1, true), res.out)
+    end
+    assert.truthy(r.mm.out:find("mid 0.%d+: bid"), r.mm.out)
+    assert.truthy(r.rb.out:find("round 1: %d+ orders sent"), r.rb.out)
+  end)
+
+  it("stops cleanly on SIGTERM and SIGINT: on_stop runs, open orders are cancelled", function()
+    local path = write(tmpdir .. "/resting.lua", [[
+      return {
+        cancel_on_stop = true,
+        on_start = function(ctx)
+          for m in ctx.client:markets { limit = 1 } do
+            assert(ctx.client:place_order { market_id = m.condition_id, side = "BUY", outcome = m.outcomes[1],
+              order_type = "limit", quantity = 5, price = "0.01" })
+            break
+          end
+          ctx.log.info("order resting")
+        end,
+        on_stop = function(ctx, reason) ctx.log.info("on_stop saw " .. reason) end,
+      }
+    ]])
+    local r = sh(([[
+      run term %s --quiet & pid1=$!
+      run int %s --quiet & pid2=$!
+      sleep 1.5
+      pkill -TERM -P $pid1 -x polysim
+      pkill -INT -P $pid2 -x polysim
+      wait
+    ]]):format(q(path), q(path)))
+    for name, sig in pairs { term = "SIGTERM", int = "SIGINT" } do
+      local res = r[name]
+      assert.equal(0, res.status, res.out)
+      assert.truthy(res.out:find("order resting", 1, true), res.out)
+      assert.truthy(res.out:find("on_stop saw " .. sig, 1, true), res.out)
+      assert.truthy(res.out:find("cancelled open orders (1)", 1, true), res.out)
+      assert.truthy(res.out:find("stopped (" .. sig .. ")", 1, true), res.out)
+    end
+  end)
+
+  it("reloads the strategy when it is saved, keeping its state", function()
+    local path = tmpdir .. "/live.lua"
+    local src = [[
+      return {
+        on_start = function(ctx) ctx.state.n = 1; ctx.log.info("v1 started") end,
+        on_reload = function(ctx, old) ctx.state.n = old.n + 1; ctx.log.info("%s: n = %d", WHO, ctx.state.n) end,
+      }
+    ]]
+    write(path, src)
+    local r = sh(([[
+      run live %s --duration 3 --quiet &
+      sleep 1.2
+      printf '%%s' "WHO = 'second'" > %s.tmp && cat %s >> %s.tmp && mv %s.tmp %s
+      wait
+    ]]):format(q(path), q(path), q(path), q(path), q(path), q(path)))
+    local res = r.live
+    assert.equal(0, res.status, res.out)
+    assert.truthy(res.out:find("v1 %-> v2 in %d+%.%d ms"), res.out)
+    assert.truthy(res.out:find("second: n = 2", 1, true), res.out)
+  end)
+
+  it("refuses bad usage (2) and broken strategies (1) with a clear message", function()
+    local broken = write(tmpdir .. "/broken.lua", "return {\n  on_start = function(ctx) end end\n}\n")
+    local r = sh(([[
+      run none
+      run unknown x.lua --frobnicate 1
+      run missing /nonexistent/strategy.lua
+      run broken %s --quiet
+    ]]):format(q(broken)))
+    assert.equal(2, r.none.status)
+    assert.truthy(r.none.out:find("give exactly one strategy file", 1, true), r.none.out)
+    assert.equal(2, r.unknown.status)
+    assert.truthy(r.unknown.out:find("unknown option --frobnicate", 1, true))
+    assert.equal(2, r.missing.status)
+    assert.equal(1, r.broken.status, r.broken.out)
+    assert.truthy(r.broken.out:find("broken.lua:2:", 1, true), r.broken.out)
+  end)
+end)
+
+describe("host object", function()
+  it("loads, steps, stops and closes a strategy on an in-process exchange", function()
+    local host = require "polysim.host"
+    local lines = {}
+    local h = assert(host.new { local_exchange = true, status = "plain", status_interval = 0.1, hot_reload = false,
+      log_sink = function(line) lines[#lines + 1] = line end })
+    assert.truthy(h.base_url:find("^http://127%.0%.0%.1:%d+$"))
+    assert.equal("integer", math.type(h:fd()))
+    local path = write(tmpdir .. "/obj.lua", [[
+      return { on_start = function(ctx) ctx.state.bal = assert(ctx.client:balance()).balance end }
+    ]])
+    assert.is_true(h:load(path))
+    assert.equal("10000.00", h.rt.state.bal)
+    local n = #lines
+    ploop.run_until(function()
+      h:step(0.05)
+      for i = n + 1, #lines do if lines[i]:find("cash 10,000.00 | P&L +0.00 | positions 0", 1, true) then return true end end
+    end, 3)
+    assert.truthy(lines[#lines]:find("cash 10,000.00", 1, true), lines[#lines])
+    assert.is_number(h:timeout())
+    assert.equal(0, (h:c_step(0)))
+    assert.is_true(h:stop("spec", 5))
+    assert.equal(1, (h:c_step(0)))
+    assert.is_true(h:done())
+    h:close()
+    h:close()
+  end)
+end)
