@@ -28,7 +28,10 @@
 --       so the given levels are exactly what can be traded. The outcome price becomes the mid.
 --   ex:set_price(market_id, [outcome,] "0.65")  sets a price, unpins, rebuilds books around it
 --   ex:set_market(market_id, {closed=, active=, resolved_outcome=, end_date=, is_hot=,
---       frozen=, fee_rate="0.04"})
+--       frozen=, fee_rate="0.04", new_for=30})
+--       new_for: the market answers 404 MARKET_NOT_FOUND (details.reason =
+--       "market_not_yet_available", details.retry_after) on detail/book/candles/orders for that
+--       many seconds, like a brand-new market on the real service
 --   ex:pick_market{category=, binary=true|false, state="open", fee_rate=, hot=} -> condition_id
 --   ex:market(market_id) -> the internal market table (read only)
 --   ex:add_user{plan="pro", email=} -> {user_id, jwt}
@@ -148,9 +151,11 @@ end
 
 local function ok(body, status) return { status = status or 200, body = body } end
 
-local function market_or_404(self, cid)
+local function market_or_404(self, cid, now)
   local m = self.U.by_id[cid]
   if not m then errors.fail(404, "MARKET_NOT_FOUND", "Market not found: " .. tostring(cid)) end
+  local nf = orders.not_yet_visible(m, now)
+  if nf then errors.throw(nf) end
   return m
 end
 
@@ -223,6 +228,8 @@ function H.markets(self, _, req, now)
 end
 
 local function detail(_, m, req, now)
+  local nf = orders.not_yet_visible(m, now)
+  if nf then return nf end
   local d = markets.detail(m, now)
   if q_bool(req, "include_book", false) then
     d.book = book.snapshot(m, 1, 10, false, util.iso_us(util.to_us(now)))
@@ -230,7 +237,7 @@ local function detail(_, m, req, now)
   return ok(d)
 end
 
-function H.market(self, _, req, now, cid) return detail(self, market_or_404(self, cid), req, now) end
+function H.market(self, _, req, now, cid) return detail(self, market_or_404(self, cid, now), req, now) end
 
 function H.market_by_slug(self, _, req, now, slug)
   local m = self.U.by_slug[slug]
@@ -245,7 +252,7 @@ function H.market_by_token(self, _, req, now, tok)
 end
 
 function H.book(self, _, req, now, cid)
-  local m = market_or_404(self, cid)
+  local m = market_or_404(self, cid, now)
   local idx = outcome_or_fail(m, q_str(req, "outcome"))
   local depth = q_int(req, "depth", 10, 1, 50)
   return ok(book.snapshot(m, idx, depth, q_bool(req, "raw", false), util.iso_us(util.to_us(now))))
@@ -256,12 +263,14 @@ function H.book_by_token(self, _, req, now)
   if not tok then errors.invalid({ "query", "token_id" }, "Field required", "missing") end
   local hit = self.U.by_token[tok]
   if not hit then errors.fail(404, "MARKET_NOT_FOUND", "No market has token_id " .. tok) end
+  local nf = orders.not_yet_visible(hit[1], now)
+  if nf then return nf end
   local depth = q_int(req, "depth", 10, 1, 50)
   return ok(book.snapshot(hit[1], hit[2], depth, q_bool(req, "raw", false), util.iso_us(util.to_us(now))))
 end
 
 function H.candles(self, _, req, now, cid)
-  local m = market_or_404(self, cid)
+  local m = market_or_404(self, cid, now)
   local idx = outcome_or_fail(m, q_str(req, "outcome"))
   local interval = q_str(req, "interval") or "1h"
   local out = markets.candles(m, idx, interval, now)
@@ -509,7 +518,7 @@ end
 function H.cancel_market(self, ctx, req, now)
   local cid = q_str(req, "market") or q_str(req, "market_id")
   if not cid then errors.invalid({ "query", "market" }, "Field required", "missing") end
-  local m = market_or_404(self, cid)
+  local m = market_or_404(self, cid, now)
   local idx
   local oc = q_str(req, "outcome") or q_str(req, "asset_id")
   if oc then idx = outcome_or_fail(m, oc) end
@@ -1170,6 +1179,11 @@ function methods:set_market(cid, fields)
     local t = markets.parse_time(fields.end_date)
     if not t then return nil, "bad end_date" end
     m.end_date = t
+  end
+  if fields.new_for ~= nil then
+    local secs = tonumber(fields.new_for)
+    if not secs then return nil, "bad new_for" end
+    m.visible_at = self.clock() + secs
   end
   if fields.fee_rate ~= nil then
     local bps = fixed.coerce(fields.fee_rate, 4)

@@ -25,7 +25,9 @@
 --         "event_id": "...", "event_title": "...", "image_url": "...", "volume": "1234.56",
 --         "frozen": false,           -- default true when "books" are given
 --         "books": {"Yes": {"bids": [["0.64","100"], {"price":"0.63","size":"50"}],
---                           "asks": [["0.66","80"]]}, "No": {...}}   -- keyed by label or token id
+--                           "asks": [["0.66","80"]]}, "No": {...}}   -- keyed by label or token id;
+--                           -- outcomes left out have empty books; given books never change on
+--                           -- tick (the market is frozen unless "frozen": false)
 --     } ],
 --     "books": {"<token_id>": {"bids": [...], "asks": [...]}}   -- same, keyed by token id
 --   }
@@ -457,6 +459,11 @@ end
 
 local function apply_books(m, books, where)
   if type(books) ~= "table" then return nil, where .. ".books must be an object" end
+  if not m.file_books then
+    -- the first book given for a market fixes all its books: outcomes not listed are empty
+    m.file_books = true
+    for _, o in ipairs(m.outcomes) do o.bids, o.asks, o.pinned = {}, {}, true end
+  end
   for key, b in pairs(books) do
     local idx
     for i, o in ipairs(m.outcomes) do
@@ -559,11 +566,30 @@ end
 
 --- walk(U, dt, now): advances every open, non-frozen market by a random walk of dt seconds
 --- and rebuilds unpinned books. Returns the list of markets whose price changed.
+--- resolve_updown(m): settles an up/down window whose end has passed ("Up" when the Up price
+--- is at least 0.50): books empty, prices 1 / 0.
+function _M.resolve_updown(m)
+  m.resolved_outcome = m.outcomes[1].price >= 5000 and "Up" or "Down"
+  m.frozen, m.closed = true, true
+  for _, o in ipairs(m.outcomes) do
+    o.bids, o.asks = {}, {}
+    o.price = o.label == m.resolved_outcome and ONE or 0
+  end
+end
+
 function _M.walk(U, dt, now)
-  local r, br = U.walk_rng, U.book_rng
   local changed = {}
   local steps = dt > 0 and math.max(1, math.min(16, math.tointeger(floor(dt + 0.5)) or 1)) or 0
+  local drop = false
   for _, m in ipairs(U.all) do
+    -- up/down windows walk on their own streams, so that asking for them never shifts the
+    -- price paths of the seeded universe
+    local r, br = m.rng or U.walk_rng, m.rng or U.book_rng
+    if m.updown and not m.resolved_outcome and now >= m.end_date then
+      _M.resolve_updown(m)
+      changed[#changed + 1] = m
+    end
+    if m.updown and m.resolved_outcome then drop = true end
     local moved = false
     if steps > 0 and not m.frozen and _M.state(m, now) == "open" then
       local t = m.tick
@@ -593,6 +619,13 @@ function _M.walk(U, dt, now)
       sample(m, now)
       changed[#changed + 1] = m
     end
+  end
+  if drop then            -- settled windows stay findable by id but are no longer walked
+    local keep = {}
+    for _, m in ipairs(U.all) do
+      if not (m.updown and m.resolved_outcome) then keep[#keep + 1] = m end
+    end
+    U.all = keep
   end
   return changed
 end
@@ -746,9 +779,11 @@ function _M.updown_market(U, asset, name, interval, len, start, now)
     vol = 40, updated_us = util.to_us(now), created_at = start - len,
     updown = { asset = asset, interval = interval, start = start, len = len },
   }
+  m.rng = r
   _M.rebuild_books(m, r)
   sample(m, now)
   register(U, m)
+  if now >= start + len then _M.resolve_updown(m) end
   return m
 end
 
@@ -760,10 +795,7 @@ function _M.updown_view(m, now)
   s.window_start, s.window_end = util.iso(w.start), util.iso(w.start + w.len)
   s.up_price = fmt_price(m.outcomes[1].price)
   s.down_price = fmt_price(m.outcomes[2].price)
-  if now >= w.start + w.len and not m.resolved_outcome then
-    m.resolved_outcome = m.outcomes[1].price >= 5000 and "Up" or "Down"
-    m.frozen = true
-  end
+  if now >= w.start + w.len and not m.resolved_outcome then _M.resolve_updown(m) end
   s.resolved_outcome = opt(m.resolved_outcome)
   return s
 end

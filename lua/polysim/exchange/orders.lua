@@ -359,6 +359,16 @@ local function release(o)
   end
 end
 
+--- not_yet_visible(m, now): the transient 404 of a brand-new market, or nil.
+function _M.not_yet_visible(m, now)
+  if m.visible_at and now < m.visible_at then
+    return errors.api(404, "MARKET_NOT_FOUND", "Market not found yet (new markets appear within ~30 s)",
+      { reason = "market_not_yet_available", transient = true,
+        retry_after = math.max(1, math.ceil(m.visible_at - now)) })
+  end
+  return nil
+end
+
 --- place(ex, ctx, s, now): executes a validated spec; returns the response.
 function _M.place(ex, ctx, s, now)
   local U, O = ex.U, ex.O
@@ -368,6 +378,8 @@ function _M.place(ex, ctx, s, now)
   end
   local m = U.by_id[s.market_id]
   if not m then return errors.api(404, "MARKET_NOT_FOUND", "Market not found: " .. s.market_id) end
+  local nf = _M.not_yet_visible(m, now)
+  if nf then return nf end
   local idx = markets.outcome_index(m, s.outcome)
   if not idx then
     local labels = array()
