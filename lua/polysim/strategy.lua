@@ -79,8 +79,7 @@ local monotime = core.monotime
 
 local _M = { DEFAULT_BUDGET = 0.5 }
 
-local SENTINEL = ploop.SENTINEL
-local spawn, resume_task = ploop.spawn, ploop.resume_task
+local spawn, current = ploop.spawn, ploop.current
 
 local HOOK_COUNT = 1000      -- VM instructions between budget checks
 local QUEUE_WARN = 10000     -- warn once when a queue grows this long
@@ -264,21 +263,38 @@ local function complete(rec)
   end
 end
 
-function task_body(rec, fn, a, b)
-  coroutine.yield(SENTINEL) -- hand-shake: invoke finishes setting up the task record first
-  protected(rec, fn, a, b)
+-- The task's record learns about a yield the loop does not understand (the task is over).
+local function bad_yield(err, task)
+  local rec = task.rec
+  rec.ok, rec.result = false, tostring(err)
+  complete(rec)
 end
 
--- The loop resumes a budgeted task through this coroutine, which resumes the callback's
--- own and so learns the moment every wait ends: the budget clock restarts there.
+function task_body(rec, fn, a, b)
+  local task = current()
+  task.rec, task.name, task.on_error = rec, rec.label, bad_yield
+  protected(rec, fn, a, b)
+  complete(rec)
+end
+
+-- Once a budgeted callback has waited, the loop resumes it through this coroutine, which
+-- resumes the callback's own and so sees the moment every wait ends: the clock restarts.
 local function trampoline(rec, co)
-  local r = table.pack(coroutine.resume(co))
-  while coroutine.status(co) ~= "dead" do
-    local back = table.pack(coroutine.yield(table.unpack(r, 2, r.n)))
-    rec.since = monotime()
-    r = table.pack(coroutine.resume(co, table.unpack(back, 1, back.n)))
-  end
-  if not r[1] then rec.ok, rec.result = false, r[2] end
+  return coroutine.create(function(...)
+    local r = table.pack(...)
+    while true do
+      rec.since = monotime()
+      r = table.pack(coroutine.resume(co, table.unpack(r, 1, r.n)))
+      if coroutine.status(co) == "dead" then
+        if not r[1] then -- cannot happen short of a bug: task_body catches everything
+          rec.ok, rec.result = false, r[2]
+          complete(rec)
+        end
+        return
+      end
+      r = table.pack(coroutine.yield(table.unpack(r, 2, r.n)))
+    end
+  end)
 end
 
 -- Starts fn(a, b) as a task of its own and returns its record. rec.finished tells whether it
@@ -287,24 +303,12 @@ local function invoke(rt, ver, label, fn, a, b, quiet)
   local budget = rt.budget
   if ver and ver.budget ~= nil then budget = ver.budget end
   local rec = { rt = rt, label = label, budget = budget or nil, quiet = quiet, finished = false }
-  local task = spawn(task_body, rec, fn, a, b) -- parked at the hand-shake
-  task.name = label
-  task.joiners = { function() complete(rec) end }
-  task.on_error = function(err) -- the task yielded something the loop does not understand
-    rec.ok, rec.result = false, tostring(err)
-    complete(rec)
-  end
   rt.stats.callbacks = rt.stats.callbacks + 1
-  if budget then
-    local co = task.co
-    task.co = coroutine.create(trampoline)
-    resume_task(task, rec, co)
-  else
-    resume_task(task)
-  end
-  if not task.done then
+  local task = spawn(task_body, rec, fn, a, b)
+  if not rec.finished then -- it waits on something
     rec.async = true
     rt.inflight = rt.inflight + 1
+    if budget and not task.done then task.co = trampoline(rec, task.co) end
   end
   return rec
 end
