@@ -475,6 +475,10 @@ function H.orders_list(_, ctx, req)
     offset = q_int(req, "offset", 0, 0),
     cursor = q_str(req, "cursor"),
   }
+  if f.cursor and not f.cursor:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d[%.%dZ+:%-]*$") then
+    errors.invalid({ "query", "cursor" }, "Invalid cursor: expected the ISO-8601 created_at of the last order seen",
+      "value_error", f.cursor)
+  end
   return ok(orders.list(ctx.user, f))
 end
 
@@ -501,8 +505,8 @@ end
 
 local function cancel_where(self, ctx, now, pred)
   local ids = array()
-  for _, o in ipairs(ctx.user.orders) do
-    if o.status == "PENDING" and pred(o) then
+  for _, o in ipairs(orders.open_orders(ctx.user)) do
+    if pred(o) then
       orders.cancel(self, o, now, "CANCELLED")
       ids[#ids + 1] = o.id
     end
@@ -561,9 +565,7 @@ function H.reset_balance(self, ctx, _, now)
   if not w then
     errors.fail(403, "TIER_REQUIRES_UPGRADE", "The free tier has no API wallet", { tier = user.plan })
   end
-  for _, o in ipairs(user.orders) do
-    if o.status == "PENDING" then orders.cancel(self, o, now, "CANCELLED") end
-  end
+  for _, o in ipairs(orders.open_orders(user)) do orders.cancel(self, o, now, "CANCELLED") end
   user.positions, user.pos_list = {}, {}
   local base = self.tiers[user.plan].wallet * fixed.M
   w.cash, w.reserved, w.starting, w.fees, w.realized = base, 0, base, 0, 0
@@ -1307,6 +1309,9 @@ function methods:check_invariants()
       local reserved = 0
       local pos_res = {}
       for _, o in ipairs(user.orders) do
+        if (o.status == "PENDING") ~= (user.open[o.id] == o) then
+          return false, "order " .. o.id .. " open-set membership does not match its status"
+        end
         if o.status == "PENDING" then
           if o.side == "BUY" then reserved = reserved + o.reserved_cash
           else pos_res[o.pos] = (pos_res[o.pos] or 0) + o.reserved_qty end

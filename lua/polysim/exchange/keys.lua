@@ -82,7 +82,7 @@ function _M.add_user(K, opts)
     id = id, uuid = K.rng:uuid(), plan = opts.plan or "pro",
     email = opts.email or ("trader" .. id .. "@example.com"),
     created_at = opts.now, keys = {},
-    positions = {}, pos_list = {}, orders = {}, trades = {}, idem = {}, equity = {},
+    positions = {}, pos_list = {}, orders = {}, open = {}, trades = {}, idem = {}, equity = {},
     ids = K.ids,
   }
   user.jwt = jwt(K, user)

@@ -249,6 +249,7 @@ local function resting_list(O, m, idx, side)
 end
 
 local function insert_resting(O, o)
+  o.user.open[o.id] = o
   local list = resting_list(O, o.market, o.idx, o.side)
   local buy = o.side == "BUY"
   local lo, hi = 1, #list + 1
@@ -262,6 +263,7 @@ local function insert_resting(O, o)
 end
 
 local function remove_resting(o)
+  o.user.open[o.id] = nil
   local r = o.market.resting[o.idx]
   local list = r and r[o.side]
   if not list then return end
@@ -547,6 +549,7 @@ function _M.match(ex, now)
               o.diag.price_source = "limit"
               if o.filled >= o.quantity then
                 o.status = "FILLED"
+                o.user.open[o.id] = nil
                 table.remove(list, 1)
               end
               record_fill(ex, o, q, notional, 0, true, us)
@@ -563,6 +566,14 @@ function _M.match(ex, now)
 end
 
 -- Listing -------------------------------------------------------------------------------------
+
+--- open_orders(user): the user's PENDING orders, oldest first.
+function _M.open_orders(user)
+  local list = {}
+  for _, o in pairs(user.open) do list[#list + 1] = o end
+  table.sort(list, function(a, b) return a.id < b.id end)
+  return list
+end
 
 --- list(user, f): {orders, next_cursor, has_more}, newest first. f: status, market_id, side,
 --- limit, offset, cursor (ISO created_at; items strictly older are returned).
