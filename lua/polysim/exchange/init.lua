@@ -21,6 +21,34 @@
 --
 -- new() returns nil, message when the markets data is invalid; it raises on option misuse.
 --
+-- Choices where BRIEF.md leaves room (clients may rely on these):
+--   * Money is exact: prices/quantities at 1e-4, money at 1e-8 (balances print with at least
+--     2 decimals: "9993.41", "9.99999"); taker fee = round_half_even_cents(rate*sum(q*p*(1-p))).
+--   * Order responses: `quantity` is the filled quantity once FILLED (a FAK that filled 5 of 8
+--     is FILLED with quantity "5", requested_quantity "8"), else the order's quantity;
+--     `price` is the VWAP of fills, or the limit price before any fill. GTC limits take what
+--     crosses at once (taker) and rest the rest; resting orders fill on tick at their limit
+--     price (maker, fee 0) for as much as the effective book crosses.
+--   * GET .../book and /v1/book return the effective book (own levels merged with the binary
+--     complement, the book orders walk); `raw=true` gives the token's own levels.
+--   * Codes beyond BRIEF's table: 400 INVALID_OUTCOME, 400 POST_ONLY_WOULD_CROSS,
+--     400 KEYS_ALREADY_EXIST (bootstrap), 400 MAX_KEYS_REACHED, 400 INVALID_TIER,
+--     400 INVALID_PERMISSION, 404 KEY_NOT_FOUND, 404 WALLET_NOT_FOUND, 413 PAYLOAD_TOO_LARGE,
+--     422 VALIDATION_ERROR (other 422s carry INVALID_PRICE / INVALID_QUANTITY).
+--   * Selling more shares than held (minus shares reserved by resting SELLs): 400
+--     INSUFFICIENT_BALANCE, details.reason = "insufficient_shares". Keys without `trade`
+--     (free keys included) get 403 INSUFFICIENT_PERMISSION on trading routes.
+--   * A Bearer JWT on the trade surface: 401 INVALID_API_KEY. Bootstrap without or with a bad
+--     JWT: 401 {detail = "..."} with no X-Polysim-Code (FastAPI's HTTPException shape), as are
+--     unknown routes (404 {detail = "Not Found"}) and wrong methods (405).
+--   * Rate-limit headers describe the per-minute window: X-RateLimit-Limit = requests per
+--     minute, -Remaining = left in the sliding minute, -Reset = seconds until the oldest
+--     counted request leaves it; 429 carries Retry-After (integer seconds >= 1).
+--   * Idempotency: a repeated key with the same parameters replays the first answer (also
+--     4xx ones) with header Idempotent-Replayed: true; keys are per user; the header wins over
+--     client_order_id. A batch may carry its own Idempotency-Key.
+--   * An incoming x-request-id (letters, digits, - _ . : up to 128) is echoed; else a UUID.
+--
 -- Test hooks (all return nil, message on bad input):
 --   ex:set_book(market_id, outcome, {bids={{"0.64","100"},...}, asks={...}}, {keep_complement=bool})
 --       sets the token's book exactly and pins it (tick never rebuilds it; prices stay);

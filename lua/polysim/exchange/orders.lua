@@ -217,6 +217,10 @@ function _M.parse(j, now, U, clob)
           "value_error") }, "INVALID_QUANTITY")
     end
     s.quantity = s.amount // s.price      -- money (1e-8) / price (1e-4) = shares at 1e-4, floored
+    if s.quantity > MAX_QTY then
+      return nil, errors.validation({ item({ "body", "amount" }, "amount buys more than 10000000 shares at this price",
+        "less_than_equal") }, "INVALID_QUANTITY")
+    end
     if s.quantity <= 0 then
       return nil, errors.api(400, "INVALID_QUANTITY", "amount buys less than 0.0001 shares at this price",
         { amount = fmt_money(s.amount), price = fmt_price(s.price) })
