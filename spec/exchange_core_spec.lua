@@ -227,6 +227,22 @@ describe("exchange market data", function()
     assert.is_true(#r.body[1].markets >= 1)
   end)
 
+  it("answers HEAD like GET without a body, and gives price snapshots for the WebSocket", function()
+    local r = ex:handle { method = "HEAD", path = "/v1/health", headers = {} }
+    assert.are.equal(200, r.status)
+    assert.are.equal("", r.body)
+    local cid = ex.U.list[1].condition_id
+    local msg = ex:price_message(cid)
+    assert.are.equal("price", msg.type)
+    assert.are.equal(cid, msg.market_id)
+    assert.is_nil(ex:price_message("0xnope"))
+    local seen
+    ex:on("price", function(id, m) seen = { id, m } end)
+    assert(ex:set_book(cid, ex.U.list[1].outcomes[1].label, { bids = { { "0.40", "1" } }, asks = { { "0.50", "1" } } }))
+    assert.are.equal(cid, seen[1])
+    assert.are.equal("0.40", seen[2].best_bid)
+  end)
+
   it("answers health, readiness and status without a key", function()
     for _, p in ipairs { "/v1/health", "/v1/health/ready", "/v1/status" } do
       local r = ex:handle { method = "GET", path = p, headers = {} }

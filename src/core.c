@@ -4,6 +4,7 @@
 static void (*const openers[])(lua_State *L) = {
     ps_json_open, ps_decimal_open, ps_errors_open, ps_loop_open,
     ps_http_open, ps_server_open,  ps_ws_open,     ps_sys_open, ps_fswatch_open,
+    ps_wsconn_open,
 };
 
 PS_EXPORT int luaopen_polysim_core(lua_State *L) {

@@ -20,6 +20,7 @@ typedef struct {
 enum { T_IDLE, T_RUNNING, T_DONE };
 
 typedef struct {
+    unsigned tag;            /* 0; a WebSocket's handle carries PS_TAG_WSCONN here */
     CURL *easy;
     ps_loop *loop;
     struct curl_slist *headers;
@@ -89,6 +90,7 @@ static void transfer_release(ps_transfer *t) {
 }
 
 void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result) {
+    if (ps_wsconn_curl_done(loop, easy, (int)result)) return; /* stays in the multi */
     ps_transfer *t = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
     curl_multi_remove_handle(ps_loop_multi(loop), easy);

@@ -50,6 +50,7 @@ struct ps_server {
     int closed;
     int running;
     unsigned short port;
+    struct ps_wsconn *ws;    /* upgraded (or upgrading) WebSocket connections */
 };
 
 static ps_server *check_server(lua_State *L, int idx) {
@@ -192,6 +193,34 @@ static struct MHD_Response *make_response(lua_State *L, unsigned int *status, in
     return r;
 }
 
+/* The handler answered { upgrade = { on_open, on_message, on_close } } (table at the top of
+ * the stack): a 101 when the request is a valid WebSocket upgrade, else a 400. */
+static struct MHD_Response *upgrade_response(lua_State *L, ps_server *s,
+                                             struct MHD_Connection *conn, const char *method,
+                                             unsigned int *status) {
+    const char *up = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
+    const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+    const char *ver = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+    const char *why = NULL;
+    if (strcmp(method, "GET") != 0) why = "a WebSocket upgrade must be a GET";
+    else if (!up || !strcasestr(up, "websocket")) why = "missing Upgrade: websocket";
+    else if (!key || strlen(key) != 24) why = "missing or malformed Sec-WebSocket-Key";
+    else if (!ver || strcmp(ver, "13") != 0) why = "Sec-WebSocket-Version must be 13";
+    if (why) {
+        *status = strcmp(method, "GET") != 0 ? 405 : (ver && strcmp(ver, "13") != 0) ? 426 : 400;
+        char msg[160];
+        int n = snprintf(msg, sizeof msg, "{\"error\":\"BAD_REQUEST\",\"message\":\"%s\"}", why);
+        struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, msg, MHD_RESPMEM_MUST_COPY);
+        if (r) {
+            MHD_add_response_header(r, "Content-Type", "application/json");
+            if (*status == 426) MHD_add_response_header(r, "Sec-WebSocket-Version", "13");
+        }
+        return r;
+    }
+    *status = MHD_HTTP_SWITCHING_PROTOCOLS;
+    return ps_wsconn_server_response(L, -1, &s->ws, s->loop, key);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
@@ -269,6 +298,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     double delay = 0;
     struct MHD_Response *resp;
     if (ps_loop_pcall(s->loop, 1, 1)) {                /* ans */
+        if (lua_istable(L, -1) && lua_getfield(L, -1, "upgrade") == LUA_TTABLE) { /* ans up */
+            resp = upgrade_response(L, s, conn, method, &status);
+            lua_settop(L, top);
+            if (!resp) return MHD_NO;
+            enum MHD_Result r = MHD_queue_response(conn, status, resp);
+            MHD_destroy_response(resp);
+            return r;
+        }
+        lua_settop(L, top + 1);                        /* ans */
         resp = make_response(L, &status, &drop, &delay);
     } else {
         static const char msg[] = "{\"error\":\"INTERNAL_ERROR\",\"message\":\"handler failed\"}";
@@ -313,6 +351,7 @@ static void server_stop(lua_State *L, ps_server *s) {
         MHD_resume_connection(p->ctx->conn);
         free(p);
     }
+    ps_wsconn_close_all(L, &s->ws);                    /* MHD must not stop with them open */
     if (s->d) MHD_stop_daemon(s->d);
     s->d = NULL;
     lua_pushnil(L);

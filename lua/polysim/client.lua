@@ -699,6 +699,14 @@ end
 function methods:tiers() return self:_call("GET", "/v1/keys/tiers", { auth = "either" }) end
 function methods:ws_token() return self:_call("POST", "/v1/keys/ws-token", { auth = "either" }) end
 
+---------------------------------------------------------------------------------------------
+-- live streams (polysim.stream): WebSocket feeds that reconnect by themselves
+
+-- prices_stream{ markets = {ids}, on_price = fn(msg), on_event = fn(ev) } -> stream
+function methods:prices_stream(opts) return require("polysim.stream").prices(self, opts) end
+-- executions_stream{ on_fill = fn(msg), on_event = fn(ev) } -> stream
+function methods:executions_stream(opts) return require("polysim.stream").executions(self, opts) end
+
 _M.methods = methods
 _M.mt = mt
 return _M

@@ -16,9 +16,157 @@ end
 
 local INTERNAL = core.json_encode { error = "INTERNAL_ERROR", message = "the local exchange failed on this request" }
 
+-- WebSocket feeds ------------------------------------------------------------------------
+-- /v1/ws/prices and /v1/ws/executions: the token is checked when the upgrade is accepted
+-- (a bad one gets the 101 and then close 4001); the tier's connection limit and the 50
+-- markets per connection close with 4002. Price events go to the connections subscribed to
+-- the market, fill events to the executions connections of the order's user.
+local MAX_MARKETS = 50
+local WS_CHANNELS = { ["/v1/ws/prices"] = "prices", ["/v1/ws/executions"] = "executions" }
+
+local function iso_now(ex)
+  local t = ex.clock()
+  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. string.format(".%03dZ", math.floor((t % 1) * 1000))
+end
+
+local function make_ws(ex, log)
+  local W = {
+    conns = {},       -- conn -> { channel, ctx, markets = {id = true}, n }
+    by_market = {},   -- market id -> { conn = true }
+    by_user = {},     -- user id -> { conn = true } (executions)
+    counts = {},      -- user id -> open connections (both channels)
+  }
+  ex.ws_connections = 0
+
+  local function send(conn, t) conn:send(core.json_encode(t)) end
+
+  local function forget(conn)
+    local st = W.conns[conn]
+    if not st then return end
+    W.conns[conn] = nil
+    for id in pairs(st.markets) do
+      local set = W.by_market[id]
+      if set then
+        set[conn] = nil
+        if next(set) == nil then W.by_market[id] = nil end
+      end
+    end
+    local uid = st.ctx.user_id
+    if W.by_user[uid] then W.by_user[uid][conn] = nil end
+    W.counts[uid] = (W.counts[uid] or 1) - 1
+    ex.ws_connections = ex.ws_connections - 1
+  end
+
+  local function ids_of(msg)
+    local list = msg.markets
+    if type(list) ~= "table" then return nil, "'markets' must be an array of market ids" end
+    local out = {}
+    for i, id in ipairs(list) do
+      if type(id) ~= "string" then return nil, "markets[" .. i .. "] must be a string" end
+      out[#out + 1] = id
+    end
+    return out
+  end
+
+  local function on_message(conn, text)
+    local st = W.conns[conn]
+    if not st then return end
+    local msg = core.json_decode(text)
+    if type(msg) ~= "table" then
+      return send(conn, { type = "error", code = "INVALID_MESSAGE", message = "messages must be JSON objects" })
+    end
+    local action = msg.action
+    if action == "ping" then
+      return send(conn, { type = "pong", ts = ex.clock(), timestamp = iso_now(ex) })
+    end
+    if st.channel ~= "prices" or (action ~= "subscribe" and action ~= "unsubscribe") then
+      return send(conn, { type = "error", code = "UNKNOWN_ACTION",
+        message = "unknown action '" .. tostring(action) .. "' on the " .. st.channel .. " channel" })
+    end
+    local ids, err = ids_of(msg)
+    if not ids then return send(conn, { type = "error", code = "INVALID_MESSAGE", message = err }) end
+    if action == "subscribe" then
+      local new = 0
+      for _, id in ipairs(ids) do if not st.markets[id] then new = new + 1 end end
+      if st.n + new > MAX_MARKETS then
+        send(conn, { type = "error", code = "SUBSCRIPTION_LIMIT",
+          message = ("at most %d markets per connection (%d subscribed, %d more asked)"):format(MAX_MARKETS, st.n, new) })
+        return conn:close(4002, "subscription limit")
+      end
+      for _, id in ipairs(ids) do
+        if not st.markets[id] then
+          st.markets[id], st.n = true, st.n + 1
+          local set = W.by_market[id] or {}
+          W.by_market[id] = set
+          set[conn] = true
+        end
+      end
+      return send(conn, { type = "subscribed", markets = core.array(ids) })
+    end
+    for _, id in ipairs(ids) do
+      if st.markets[id] then
+        st.markets[id], st.n = nil, st.n - 1
+        local set = W.by_market[id]
+        if set then
+          set[conn] = nil
+          if next(set) == nil then W.by_market[id] = nil end
+        end
+      end
+    end
+    return send(conn, { type = "unsubscribed", markets = core.array(ids) })
+  end
+
+  function W.upgrade(req, channel)
+    local ctx, why = ex:ws_authorize(req.query and req.query.token, channel)
+    return { upgrade = {
+      on_open = function(conn)
+        if not ctx then return conn:close(4001, tostring(why or "invalid token")) end
+        local uid = ctx.user_id
+        local n = W.counts[uid] or 0
+        if ctx.max_ws_connections and n >= ctx.max_ws_connections then
+          return conn:close(4002, "connection limit (" .. ctx.max_ws_connections .. ") reached for tier " .. tostring(ctx.tier))
+        end
+        W.counts[uid] = n + 1
+        ex.ws_connections = ex.ws_connections + 1
+        W.conns[conn] = { channel = channel, ctx = ctx, markets = {}, n = 0 }
+        if channel == "executions" then
+          local set = W.by_user[uid] or {}
+          W.by_user[uid] = set
+          set[conn] = true
+        end
+      end,
+      on_message = function(conn, text)
+        local ok, err = pcall(on_message, conn, text)
+        if not ok and log then log("error", "websocket message failed: " .. tostring(err)) end
+      end,
+      on_close = function(conn) forget(conn) end,
+    } }
+  end
+
+  ex:on("price", function(market_id, msg)
+    local set = W.by_market[market_id]
+    if not set then return end
+    local text = core.json_encode(msg)
+    for conn in pairs(set) do conn:send(text) end
+  end)
+  ex:on("fill", function(user_id, msg)
+    local set = W.by_user[user_id]
+    if not set then return end
+    local text = core.json_encode(msg)
+    for conn in pairs(set) do conn:send(text) end
+  end)
+
+  function W.close_all()
+    for conn in pairs(W.conns) do conn:close(1001, "server going away") end
+  end
+  return W
+end
+
 -- The HTTP handler: decode the body, ask the exchange, encode its answer.
-local function make_handler(ex, log)
+local function make_handler(ex, log, ws)
   return function(req)
+    local channel = WS_CHANNELS[req.path]
+    if channel then return ws.upgrade(req, channel) end
     if req.body and not req.too_large then
       local v, err = core.json_decode(req.body)
       if err then req.json_error = err else req.json = v end
@@ -67,7 +215,7 @@ function _M.start(opts)
   local host = opts.host or "127.0.0.1"
   local server, err = core.serve {
     host = host, port = opts.port or 0, max_body = opts.max_body or (1 << 20),
-    handler = make_handler(ex, opts.logger),
+    handler = make_handler(ex, opts.logger, make_ws(ex, opts.logger)),
   }
   if not server then return nil, err end
   local self = setmetatable({

@@ -17,7 +17,9 @@
 --   ex.user_id (owner of api_key)
 --   ex:handle{method, path, query, headers (lowercased names), body, json, json_error}
 --     -> {status, headers, body (table to encode, or string), content_type?, drop?, delay?}
---   ex:tick(dt)  ex:on("price"|"fill", fn)  ex:ws_authorize(token, channel)
+--   ex:tick(dt)  ex:on("price"|"fill", fn)  ex:off(event, fn)  ex:ws_authorize(token, channel)
+--   ex:price_message(market_id) -> the WS price message now (snapshot on subscribe) or nil
+--   ex.ws_connections: the WebSocket glue may keep a count here; GET /v1/status reports it
 --
 -- new() returns nil, message when the markets data is invalid; it raises on option misuse.
 --
@@ -997,7 +999,8 @@ local function run(self, req, now, state)
     if fr then return fr end
     state.fault = f
   end
-  local route, caps = route_for(req.method, req.path)
+  local route, caps = route_for(req.method == "HEAD" and "GET" or req.method, req.path)
+  if req.method == "HEAD" then state.head = true end
   if not route then
     if caps == 405 then return errors.method_not_allowed() end
     return errors.not_found()
@@ -1042,6 +1045,7 @@ local function finish(self, resp, rid, state)
     for k, v in pairs(state.ctx.rl_headers) do h[k] = v end
   end
   if not resp.content_type then resp.content_type = "application/json" end
+  if state.head then resp.body = "" end       -- HEAD: a GET's status and headers, no body
   if state.fault then
     if state.fault.drop_after_processing then resp.drop = true end
     if state.fault.delay then resp.delay = state.fault.delay end
@@ -1134,6 +1138,13 @@ end
 
 function methods:now() return self.clock() end
 
+--- price_message(market_id): the current WebSocket price message of a market (for a snapshot
+--- on subscribe), or nil for an unknown id.
+function methods:price_message(cid)
+  local m = self.U.by_id[cid]
+  return m and markets.ws_price(m) or nil
+end
+
 -- Test hooks -------------------------------------------------------------------------------------
 
 local function find_market(self, cid)
@@ -1171,6 +1182,7 @@ function methods:set_book(cid, outcome, levels, opts)
     end
   end
   m.updated_us = util.to_us(self.clock())
+  self:_emit("price", m.condition_id, markets.ws_price(m))
   return true
 end
 

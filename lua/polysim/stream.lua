@@ -1,0 +1,270 @@
+-- Live WebSocket feeds with automatic reconnection, on the loop.
+--
+--   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_event = fn(ev) }
+--   local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
+--   s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
+--   for msg in client:prices_stream{ markets = {...} } do ... end
+--
+-- A stream mints a single-use token (client:ws_token()), connects, subscribes, and on any
+-- drop reconnects with a fresh token: back-off 1 s doubling to 30 s, reset after a good
+-- connection (open for 2 s or acknowledged); close 4001 (bad/expired token) re-mints at
+-- once (then backs off if it repeats); 1001 (going away) waits 1 s; 4002 (limits) backs off.
+-- The server forgets subscriptions, so every connection re-subscribes.
+--
+-- Events (on_event): { type = "connected", attempt = n }, { type = "reconnecting", code =,
+-- reason =, delay = }, { type = "gap", from = t0, to = t1, seconds = }, after a reconnect:
+-- messages between from and to were missed; { type = "closed" }; and the server's acks and
+-- errors as { type = "subscribed" | "unsubscribed" | "error", message = decoded }.
+--
+-- Messages (decoded tables) go to on_price / on_fill. Without that callback the stream is
+-- an iterator instead: `for msg in s do` yields them in order (at most max_queue kept,
+-- oldest dropped), blocking by driving the loop in plain Lua, suspending inside a task, and
+-- ends when the stream is closed. Everything runs from the loop: outside a task, drive it
+-- (polysim.loop.run_until, loop:step, or iterate).
+local core = require "polysim.core"
+local ploop = require "polysim.loop"
+
+local error, ipairs, pairs, setmetatable, tostring, type = error, ipairs, pairs, setmetatable, tostring, type
+local min, pcall = math.min, pcall
+
+local _M = {}
+
+local methods = {}
+local mt = { __name = "polysim.Stream", __index = methods }
+mt.__tostring = function(self)
+  return ("polysim.Stream (%s, %s)"):format(self.kind, self.closed and "closed" or
+    self.conn and self.conn:state() or "connecting")
+end
+
+local OPTIONS = {
+  prices = { markets = true, on_price = true, on_event = true, backoff_base = true, backoff_cap = true,
+    going_away_delay = true, max_queue = true, good_after = true },
+  executions = { on_fill = true, on_event = true, backoff_base = true, backoff_cap = true,
+    going_away_delay = true, max_queue = true, good_after = true },
+}
+
+local function urlencode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+local function check_ids(fname, ids)
+  if type(ids) ~= "table" then error(fname .. ": markets must be an array of market ids", 3) end
+  for i, id in ipairs(ids) do
+    if type(id) ~= "string" or id == "" then error(fname .. ": markets[" .. i .. "] must be a non-empty string", 3) end
+  end
+  return ids
+end
+
+function methods:_event(ev)
+  if self.on_event then self.on_event(ev) end
+end
+
+function methods:_deliver(msg)
+  if self.on_msg then return self.on_msg(msg) end
+  local q = self.queue
+  q[#q + 1] = msg
+  if #q > self.max_queue then table.remove(q, 1); self.dropped = self.dropped + 1 end
+  self:_wake_readers()
+end
+
+function methods:_wake_readers()
+  local w = self.readers
+  self.readers = {}
+  for _, wake in ipairs(w) do wake() end
+end
+
+function methods:_send(t)
+  local conn = self.conn
+  if conn and conn:state() == "open" then return conn:send(core.json_encode(t)) end
+end
+
+function methods:_on_text(text)
+  local msg = core.json_decode(text)
+  if type(msg) ~= "table" then return end
+  local t = msg.type
+  if t == self.msg_type then
+    self.good = true
+    return self:_deliver(msg)
+  end
+  if t == "subscribed" or t == "unsubscribed" or t == "pong" then self.good = true end
+  if t == "subscribed" or t == "unsubscribed" or t == "error" then
+    self:_event { type = t, message = msg }
+  end
+end
+
+function methods:_on_open()
+  self.opened_at = core.monotime()
+  self.connections = self.connections + 1
+  if self.kind == "prices" then
+    local list = {}
+    for _, id in ipairs(self.order) do list[#list + 1] = id end
+    if #list > 0 then self:_send { action = "subscribe", markets = core.array(list) } end
+  end
+  self:_event { type = "connected", attempt = self.connections }
+  if self.dropped_at then
+    local now = core.monotime()
+    self:_event { type = "gap", from = self.dropped_at, to = now, seconds = now - self.dropped_at }
+    self.dropped_at = nil
+  end
+end
+
+-- One connection: returns its close code and reason when it ends.
+function methods:_connect(token)
+  local url = self.base .. "/v1/ws/" .. self.kind .. "?token=" .. urlencode(token)
+  self.good, self.opened_at = false, nil
+  return ploop.suspend(function(wake)
+    self.wake_conn = wake
+    local ok, conn = pcall(core.ws_connect, {
+      url = url,
+      connect_timeout = self.client.connect_timeout,
+      cainfo = self.client.cainfo,
+      on_open = function() self:_on_open() end,
+      on_message = function(text) self:_on_text(text) end,
+      on_close = function(code, reason) wake(code, reason) end,
+    })
+    if ok then self.conn = conn else wake(1006, tostring(conn)) end
+  end)
+end
+
+function methods:_sleep(seconds)
+  if seconds <= 0 or self.closed then return end
+  ploop.suspend(function(wake)
+    local id = ploop.timer(seconds, wake)
+    self.wake_sleep = function() ploop.cancel(id); wake() end
+  end)
+  self.wake_sleep = nil
+end
+
+function methods:_backoff()
+  self.failures = self.failures + 1
+  return min(self.backoff_cap, self.backoff_base * 2 ^ (self.failures - 1))
+end
+
+function methods:_run()
+  local auth_failures = 0
+  while not self.closed do
+    local tok, err = self.client:ws_token()
+    if self.closed then break end
+    local code, reason, delay
+    if not tok or type(tok.token) ~= "string" then
+      code, reason = 0, "cannot mint a token: " .. tostring(err and (err.message or err.code) or "no token")
+      delay = self:_backoff()
+    else
+      code, reason = self:_connect(tok.token)
+      self.conn, self.wake_conn = nil, nil
+      if self.closed then break end
+      local lasted = self.opened_at and core.monotime() - self.opened_at or 0
+      if self.opened_at then
+        self.dropped_at = self.dropped_at or core.monotime()
+        if self.good or lasted >= self.good_after then self.failures = 0 end
+      end
+      if code == 4001 then
+        auth_failures = auth_failures + 1
+        delay = auth_failures == 1 and 0 or self:_backoff()
+      else
+        auth_failures = 0
+        if code == 1001 then delay = self.going_away_delay
+        else delay = self:_backoff() end
+      end
+    end
+    self:_event { type = "reconnecting", code = code, reason = reason, delay = delay }
+    self:_sleep(delay)
+  end
+end
+
+local function new(client, kind, opts)
+  local fname = kind .. "_stream"
+  opts = opts or {}
+  if type(opts) ~= "table" then error(fname .. ": options must be a table", 3) end
+  for k in pairs(opts) do
+    if not OPTIONS[kind][k] then error(fname .. ": unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  local on_msg = kind == "prices" and opts.on_price or opts.on_fill
+  if on_msg ~= nil and type(on_msg) ~= "function" then error(fname .. ": the message callback must be a function", 3) end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then error(fname .. ": on_event must be a function", 3) end
+  local base = client.base_url:gsub("^http", "ws")
+  local self = setmetatable({
+    client = client, kind = kind, base = base,
+    msg_type = kind == "prices" and "price" or "fill",
+    on_msg = on_msg, on_event = opts.on_event,
+    backoff_base = opts.backoff_base or 1, backoff_cap = opts.backoff_cap or 30,
+    going_away_delay = opts.going_away_delay or 1, good_after = opts.good_after or 2,
+    max_queue = opts.max_queue or 10000,
+    order = {}, set = {}, queue = {}, readers = {}, dropped = 0,
+    failures = 0, connections = 0, closed = false,
+  }, mt)
+  if kind == "prices" and opts.markets ~= nil then
+    for _, id in ipairs(check_ids(fname, opts.markets)) do
+      if not self.set[id] then self.set[id] = true; self.order[#self.order + 1] = id end
+    end
+  end
+  self.task = ploop.spawn(function() self:_run() end)
+  return self
+end
+
+function _M.prices(client, opts) return new(client, "prices", opts) end
+function _M.executions(client, opts) return new(client, "executions", opts) end
+
+function methods:subscribe(ids)
+  if self.kind ~= "prices" then error("subscribe: only price streams take subscriptions", 2) end
+  check_ids("subscribe", ids)
+  local new_ids = {}
+  for _, id in ipairs(ids) do
+    if not self.set[id] then
+      self.set[id] = true
+      self.order[#self.order + 1] = id
+      new_ids[#new_ids + 1] = id
+    end
+  end
+  if #new_ids > 0 then self:_send { action = "subscribe", markets = core.array(new_ids) } end
+  return self
+end
+
+function methods:unsubscribe(ids)
+  if self.kind ~= "prices" then error("unsubscribe: only price streams take subscriptions", 2) end
+  check_ids("unsubscribe", ids)
+  local gone = {}
+  for _, id in ipairs(ids) do
+    if self.set[id] then self.set[id] = nil; gone[#gone + 1] = id end
+  end
+  if #gone == 0 then return self end
+  local keep = {}
+  for _, id in ipairs(self.order) do if self.set[id] then keep[#keep + 1] = id end end
+  self.order = keep
+  self:_send { action = "unsubscribe", markets = core.array(gone) }
+  return self
+end
+
+function methods:markets()
+  local out = {}
+  for i, id in ipairs(self.order) do out[i] = id end
+  return out
+end
+
+function methods:connected() return self.conn ~= nil and self.conn:state() == "open" end
+
+function methods:close()
+  if self.closed then return end
+  self.closed = true
+  local conn = self.conn
+  self.conn = nil
+  if conn then conn:close(1000, "closed by the client") end
+  if self.wake_conn then self.wake_conn(1000, "closed by the client") end
+  if self.wake_sleep then self.wake_sleep() end
+  self:_event { type = "closed" }
+  self:_wake_readers()
+end
+mt.__close = methods.close
+
+-- Iterator: `for msg in stream do`. Returns nil once the stream is closed and drained.
+mt.__call = function(self)
+  while true do
+    local q = self.queue
+    if #q > 0 then return table.remove(q, 1) end
+    if self.closed then return nil end
+    ploop.suspend(function(wake) self.readers[#self.readers + 1] = wake end)
+  end
+end
+
+_M.mt = mt
+return _M
