@@ -71,9 +71,14 @@ local function run(seed, steps)
               pro_plus = { per_second = 1000000, per_minute = 1000000, batch = 8 } } })
   local r = rng.new("property-" .. seed)
   local cids = {}
+  local multi = false
   for _, m in ipairs(ex.U.list) do
-    if #cids < 6 and not m.closed and m.active then cids[#cids + 1] = m.condition_id end
+    if not m.closed and m.active then
+      if #cids < 5 and m.binary then cids[#cids + 1] = m.condition_id
+      elseif not multi and not m.binary then cids[#cids + 1] = m.condition_id; multi = true end
+    end
   end
+  assert(multi and #cids == 6)
   local u2 = ex:add_user { plan = "pro_plus" }
   local keys = { ex.api_key, ex:add_key { user_id = u2.user_id } }
   local my_orders = { {}, {} }

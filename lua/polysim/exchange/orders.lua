@@ -31,6 +31,7 @@ local item = errors.item
 local MAX_QTY = 10000000 * ONE          -- 10 million shares
 local MAX_AMOUNT = 100000000 * fixed.M  -- $100 million
 
+local SIDES = { "BUY", "SELL" }
 local TIFS = { GTC = "GTC", GTD = "GTD", FOK = "FOK", FAK = "IOC", IOC = "IOC" }
 _M.STATUSES = { PENDING = true, FILLED = true, CANCELLED = true, EXPIRED = true }
 
@@ -514,10 +515,11 @@ function _M.match(ex, now)
   for _, m in ipairs(O.rmarkets) do
     local st = markets.state(m, now)
     local any = false
-    for idx, r in pairs(m.resting) do
-      for _, side in ipairs { "BUY", "SELL" } do
-        local list = r[side]
-        if #list > 0 then
+    for idx = 1, #m.outcomes do
+      local r = m.resting[idx]
+      for _, side in ipairs(SIDES) do
+        local list = r and r[side]
+        if list and #list > 0 then
           if st ~= "open" then
             while #list > 0 do _M.cancel(ex, list[#list], now, "CANCELLED") end
           else
