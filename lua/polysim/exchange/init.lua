@@ -982,6 +982,7 @@ local function normalize(req)
     end
   end
   n.body = type(req.body) == "string" and req.body or nil
+  n.too_large = req.too_large and true or nil
   n.json = req.json
   if req.json_error ~= nil then n.json_error = tostring(req.json_error) end
   return n
@@ -989,7 +990,8 @@ end
 
 -- One request through size check, faults, routing, auth, rate limit, permission, handler.
 local function run(self, req, now, state)
-  if self.max_body and req.body and #req.body > self.max_body then
+  -- too_large: the front door stopped reading a body over its own cap.
+  if req.too_large or (self.max_body and req.body and #req.body > self.max_body) then
     return errors.api(413, "PAYLOAD_TOO_LARGE", ("Request body exceeds %d bytes"):format(self.max_body),
       { max_body = self.max_body })
   end
