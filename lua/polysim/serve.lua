@@ -101,7 +101,15 @@ local function make_ws(ex, log)
           set[conn] = true
         end
       end
-      return send(conn, { type = "subscribed", markets = core.array(ids) })
+      send(conn, { type = "subscribed", markets = core.array(ids) })
+      -- The current price of each newly known market at once: no wait for the next move.
+      if ex.price_message then
+        for _, id in ipairs(ids) do
+          local snap = ex:price_message(id)
+          if snap then send(conn, snap) end
+        end
+      end
+      return
     end
     for _, id in ipairs(ids) do
       if st.markets[id] then
@@ -156,9 +164,6 @@ local function make_ws(ex, log)
     for conn in pairs(set) do conn:send(text) end
   end)
 
-  function W.close_all()
-    for conn in pairs(W.conns) do conn:close(1001, "server going away") end
-  end
   return W
 end
 
