@@ -3,7 +3,7 @@
 --                 with header X-Polysim-Code = CODE
 --   validation    422 {detail = [{loc, msg, type}], error, message, request_id}
 --                 (FastAPI's shape, plus the ApiError fields so either decoder works)
---   detail        {detail = "text"} with no X-Polysim-Code (FastAPI HTTPException paths:
+--   detail        {detail = "text"} with X-Polysim-Code HTTP_<status> (FastAPI HTTPException paths:
 --                 unknown route, wrong method, bad bootstrap JWT)
 -- handle() fills request_id and x-request-id.
 local util = require "polysim.exchange.util"
@@ -48,12 +48,12 @@ function _M.validation(items, code)
   return r
 end
 
---- detail(status, text, code): FastAPI HTTPException body {detail = text}; no header code
---- unless one is given.
+--- detail(status, text, code): FastAPI HTTPException body {detail = text}. The header
+--- code is always sent (every error carries one): HTTP_<status> unless one is given.
 function _M.detail(status, text, code)
   return {
     status = status,
-    headers = { ["X-Polysim-Code"] = code },
+    headers = { ["X-Polysim-Code"] = code or ("HTTP_" .. status) },
     body = { detail = text },
     is_error = true, no_request_id_in_body = true,
   }

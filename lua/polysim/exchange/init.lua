@@ -41,7 +41,7 @@
 --     INSUFFICIENT_BALANCE, details.reason = "insufficient_shares". Keys without `trade`
 --     (free keys included) get 403 INSUFFICIENT_PERMISSION on trading routes.
 --   * A Bearer JWT on the trade surface: 401 INVALID_API_KEY. Bootstrap without or with a bad
---     JWT: 401 {detail = "..."} with no X-Polysim-Code (FastAPI's HTTPException shape), as are
+--     JWT: 401 {detail = "..."} with X-Polysim-Code HTTP_401 (FastAPI's HTTPException shape), as are
 --     unknown routes (404 {detail = "Not Found"}) and wrong methods (405).
 --   * Rate-limit headers describe the per-minute window: X-RateLimit-Limit = requests per
 --     minute, -Remaining = left in the sliding minute, -Reset = seconds until the oldest
