@@ -87,6 +87,14 @@ describe("client arguments", function()
     assert.equal(KEY, seen[1].headers["x-api-key"])
   end)
 
+  it("sends no Expect: 100-continue, even with a large body", function()
+    local names = {}
+    for i = 1, 50 do names[i] = "0x" .. ("ab"):rep(32) end
+    assert(client:prices(names))
+    assert.is_nil(seen[1].headers["expect"])
+    assert.is_true(#seen[1].body > 1024)
+  end)
+
   it("reuses one connection for 100 sequential calls", function()
     local fresh = H.fixture(function() return { status = 200, body = "{}" } end)
     local c = polysim.new { base_url = H.url(fresh), api_key = KEY }

@@ -110,13 +110,15 @@ void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result) {
     ps_loop_pcall(loop, 1, 0);
 }
 
-/* Adds "Name: value" to the request headers. Values are never logged. */
+/* Adds "Name: value" to the request headers; value NULL removes a header curl would add.
+ * Values are never logged. */
 static void add_header(lua_State *L, ps_transfer *t, const char *name, const char *value) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, name);
-    luaL_addstring(&b, value[0] ? ": " : ";");         /* "X;" sends an empty header */
-    luaL_addstring(&b, value);
+    /* curl's list syntax: "X:" removes X, "X;" sends X empty, "X: v" sends v. */
+    luaL_addstring(&b, !value ? ":" : value[0] ? ": " : ";");
+    if (value) luaL_addstring(&b, value);
     luaL_pushresult(&b);                               /* ... line */
     struct curl_slist *l = curl_slist_append(t->headers, lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -183,7 +185,7 @@ static int l_request(lua_State *L) {
     }
     lua_pop(L, 1);                                     /* transfer */
     /* curl adds "Expect: 100-continue" to large POSTs: one more round trip for nothing. */
-    add_header(L, t, "Expect", "");
+    add_header(L, t, "Expect", NULL);
 
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -202,6 +204,8 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");   /* whatever curl can decode */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Over HTTP/2, wait for a connection that can multiplex rather than open another. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS);

@@ -107,7 +107,11 @@ end
 -- Waits for a core transfer made with on_done = nil; returns transfer:result().
 function _M.await(make_request)
   return _M.suspend(function(wake)
-    make_request(function(transfer) wake(transfer:result()) end)
+    make_request(function(transfer)
+      local resp, err = transfer:result()
+      transfer:close() -- the connection stays in curl's cache; the buffers can go now
+      wake(resp, err)
+    end)
   end)
 end
 
