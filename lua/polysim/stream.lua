@@ -7,7 +7,7 @@
 --
 -- A stream mints a single-use token (client:ws_token()), connects, subscribes, and on any
 -- drop reconnects with a fresh token: back-off 1 s doubling to 30 s, reset after a good
--- connection (open for 2 s or acknowledged); close 4001 (bad/expired token) re-mints at
+-- connection (one the server answered: the pong of the ping sent on open, or an ack); close 4001 (bad/expired token) re-mints at
 -- once (then backs off if it repeats); 1001 (going away) waits 1 s; 4002 (limits) backs off.
 -- The server forgets subscriptions, so every connection re-subscribes.
 --
@@ -38,9 +38,9 @@ end
 
 local OPTIONS = {
   prices = { markets = true, on_price = true, on_event = true, backoff_base = true, backoff_cap = true,
-    going_away_delay = true, max_queue = true, good_after = true },
+    going_away_delay = true, max_queue = true },
   executions = { on_fill = true, on_event = true, backoff_base = true, backoff_cap = true,
-    going_away_delay = true, max_queue = true, good_after = true },
+    going_away_delay = true, max_queue = true },
 }
 
 local function urlencode(s)
@@ -83,29 +83,38 @@ function methods:_on_text(text)
   if type(msg) ~= "table" then return end
   local t = msg.type
   if t == self.msg_type then
-    self.good = true
+    self:_confirm()
     return self:_deliver(msg)
   end
-  if t == "subscribed" or t == "unsubscribed" or t == "pong" then self.good = true end
+  if t == "subscribed" or t == "unsubscribed" or t == "pong" then self:_confirm() end
   if t == "subscribed" or t == "unsubscribed" or t == "error" then
     self:_event { type = t, message = msg }
   end
 end
 
-function methods:_on_open()
-  self.opened_at = core.monotime()
+-- The server accepts the upgrade before it checks the token (a bad one gets close 4001
+-- right after), so a connection counts as made at its first answer: the ping's pong, the
+-- subscription's ack, or a message.
+function methods:_confirm()
+  if self.good then return end
+  self.good = true
   self.connections = self.connections + 1
-  if self.kind == "prices" then
-    local list = {}
-    for _, id in ipairs(self.order) do list[#list + 1] = id end
-    if #list > 0 then self:_send { action = "subscribe", markets = core.array(list) } end
-  end
   self:_event { type = "connected", attempt = self.connections }
   if self.dropped_at then
     local now = core.monotime()
     self:_event { type = "gap", from = self.dropped_at, to = now, seconds = now - self.dropped_at }
     self.dropped_at = nil
   end
+end
+
+function methods:_on_open()
+  self.opened_at = core.monotime()
+  if self.kind == "prices" then
+    local list = {}
+    for _, id in ipairs(self.order) do list[#list + 1] = id end
+    if #list > 0 then self:_send { action = "subscribe", markets = core.array(list) } end
+  end
+  self:_send { action = "ping" }
 end
 
 -- One connection: returns its close code and reason when it ends.
@@ -153,10 +162,9 @@ function methods:_run()
       code, reason = self:_connect(tok.token)
       self.conn, self.wake_conn = nil, nil
       if self.closed then break end
-      local lasted = self.opened_at and core.monotime() - self.opened_at or 0
-      if self.opened_at then
+      if self.good then                                -- a good connection resets the back-off
         self.dropped_at = self.dropped_at or core.monotime()
-        if self.good or lasted >= self.good_after then self.failures = 0 end
+        self.failures = 0
       end
       if code == 4001 then
         auth_failures = auth_failures + 1
@@ -188,7 +196,7 @@ local function new(client, kind, opts)
     msg_type = kind == "prices" and "price" or "fill",
     on_msg = on_msg, on_event = opts.on_event,
     backoff_base = opts.backoff_base or 1, backoff_cap = opts.backoff_cap or 30,
-    going_away_delay = opts.going_away_delay or 1, good_after = opts.good_after or 2,
+    going_away_delay = opts.going_away_delay or 1,
     max_queue = opts.max_queue or 10000,
     order = {}, set = {}, queue = {}, readers = {}, dropped = 0,
     failures = 0, connections = 0, closed = false,
@@ -241,7 +249,7 @@ function methods:markets()
   return out
 end
 
-function methods:connected() return self.conn ~= nil and self.conn:state() == "open" end
+function methods:connected() return self.good and self.conn ~= nil and self.conn:state() == "open" end
 
 function methods:close()
   if self.closed then return end
