@@ -104,6 +104,7 @@ bench: build
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" build
 	$(RUN_ENV) LUA_CPATH_5_4="$(CURDIR)/build-asan/lib/?.so;;" ASAN_OPTIONS=detect_leaks=0 \
+	  POLYSIM_EXE="$(CURDIR)/build-asan/bin/polysim" \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
 	  $(LUA) spec/run.lua $(SPEC)
 
