@@ -182,6 +182,30 @@ describe("live streams", function()
     s:unsubscribe { ids[51] }
   end)
 
+  it("gives up on a handshake that never completes, and on a server that stops answering", function()
+    local token_body = '{"token":"t","expires_in":60}'
+    local mute = H.fixture(function(req)
+      if req.path == "/v1/keys/ws-token" then return { status = 200, body = token_body } end
+      if req.query.token and req.path == "/v1/ws/prices" then return { status = 200, delay = 30 } end
+      return { upgrade = {} } -- executions: accepted, then silence
+    end)
+    local c = H.client(srv, { base_url = H.url(mute) })
+    local r = recorder()
+    local s <close> = c:prices_stream { markets = { "m" }, on_event = r.on_event, handshake_timeout = 0.2,
+      backoff_base = 0.05 }
+    assert.is_true(wait(function() return r.count("reconnecting") >= 1 end))
+    assert.equal(1006, r.event("reconnecting").code)
+    assert.equal("handshake timed out", r.event("reconnecting").reason)
+    s:close()
+    local r2 = recorder()
+    local e <close> = c:executions_stream { on_event = r2.on_event, ping_interval = 0.1, backoff_base = 0.05 }
+    assert.is_true(wait(function() return r2.count("reconnecting") >= 1 end))
+    assert.matches("no answer from the server", r2.event("reconnecting").reason)
+    assert.equal(0, r2.count("connected"))
+    e:close()
+    mute:close()
+  end)
+
   it("checks its arguments", function()
     H.raises("unknown option 'market'", client.prices_stream, client, { market = {} })
     H.raises("markets[1] must be a non-empty string", client.prices_stream, client, { markets = { 1 } })

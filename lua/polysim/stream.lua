@@ -9,7 +9,10 @@
 -- drop reconnects with a fresh token: back-off 1 s doubling to 30 s, reset after a good
 -- connection (one the server answered: the pong of the ping sent on open, or an ack); close 4001 (bad/expired token) re-mints at
 -- once (then backs off if it repeats); 1001 (going away) waits 1 s; 4002 (limits) backs off.
--- The server forgets subscriptions, so every connection re-subscribes.
+-- The server forgets subscriptions, so every connection re-subscribes. A quiet connection is
+-- pinged every ping_interval (15 s) and dropped after two silent intervals; a handshake
+-- slower than handshake_timeout (10 s) is abandoned. Options backoff_base, backoff_cap,
+-- going_away_delay tune the delays above.
 --
 -- Events (on_event): { type = "connected", attempt = n }, { type = "reconnecting", code =,
 -- reason =, delay = }, { type = "gap", from = t0, to = t1, seconds = }, after a reconnect:
@@ -38,9 +41,9 @@ end
 
 local OPTIONS = {
   prices = { markets = true, on_price = true, on_event = true, backoff_base = true, backoff_cap = true,
-    going_away_delay = true, max_queue = true },
+    going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
   executions = { on_fill = true, on_event = true, backoff_base = true, backoff_cap = true,
-    going_away_delay = true, max_queue = true },
+    going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
 }
 
 local function urlencode(s)
@@ -79,6 +82,7 @@ function methods:_send(t)
 end
 
 function methods:_on_text(text)
+  self.last_rx = core.monotime()
   local msg = core.json_decode(text)
   if type(msg) ~= "table" then return end
   local t = msg.type
@@ -109,6 +113,7 @@ end
 
 function methods:_on_open()
   self.opened_at = core.monotime()
+  self.last_rx = self.opened_at
   if self.kind == "prices" then
     local list = {}
     for _, id in ipairs(self.order) do list[#list + 1] = id end
@@ -117,11 +122,15 @@ function methods:_on_open()
   self:_send { action = "ping" }
 end
 
--- One connection: returns its close code and reason when it ends.
+-- One connection: returns its close code and reason when it ends. A watchdog gives up on
+-- a handshake slower than handshake_timeout, pings a quiet connection every ping_interval
+-- and drops one that stays silent for two intervals (1006): a peer that vanished without
+-- closing is noticed, not waited on forever.
 function methods:_connect(token)
   local url = self.base .. "/v1/ws/" .. self.kind .. "?token=" .. urlencode(token)
-  self.good, self.opened_at = false, nil
-  return ploop.suspend(function(wake)
+  self.good, self.opened_at, self.last_rx = false, nil, nil
+  local started, stop_watchdog = core.monotime(), nil
+  local code, reason = ploop.suspend(function(wake)
     self.wake_conn = wake
     local ok, conn = pcall(core.ws_connect, {
       url = url,
@@ -129,10 +138,29 @@ function methods:_connect(token)
       cainfo = self.client.cainfo,
       on_open = function() self:_on_open() end,
       on_message = function(text) self:_on_text(text) end,
-      on_close = function(code, reason) wake(code, reason) end,
+      on_close = function(c, r) wake(c, r) end,
     })
-    if ok then self.conn = conn else wake(1006, tostring(conn)) end
+    if not ok then return wake(1006, tostring(conn)) end
+    self.conn = conn
+    local function abort(why)
+      conn:close(1000, why)
+      wake(1006, why)
+    end
+    local tick = min(self.ping_interval, self.handshake_timeout) / 2
+    stop_watchdog = ploop.every(tick, function()
+      local now = core.monotime()
+      if not self.opened_at then
+        if now - started > self.handshake_timeout then abort("handshake timed out") end
+      elseif now - self.last_rx > 2 * self.ping_interval then
+        abort("no answer from the server for " .. 2 * self.ping_interval .. " s")
+      elseif now - self.last_rx >= self.ping_interval and now - (self.pinged or 0) >= self.ping_interval then
+        self.pinged = now
+        self:_send { action = "ping" }
+      end
+    end)
   end)
+  if stop_watchdog then stop_watchdog() end
+  return code, reason
 end
 
 function methods:_sleep(seconds)
@@ -197,6 +225,7 @@ local function new(client, kind, opts)
     on_msg = on_msg, on_event = opts.on_event,
     backoff_base = opts.backoff_base or 1, backoff_cap = opts.backoff_cap or 30,
     going_away_delay = opts.going_away_delay or 1,
+    ping_interval = opts.ping_interval or 15, handshake_timeout = opts.handshake_timeout or 10,
     max_queue = opts.max_queue or 10000,
     order = {}, set = {}, queue = {}, readers = {}, dropped = 0,
     failures = 0, connections = 0, closed = false,
