@@ -206,6 +206,16 @@ describe("live streams", function()
     mute:close()
   end)
 
+  it("stops for good when no token can be had (no key, bad key)", function()
+    local r = recorder()
+    local c = H.client(srv, { api_key = "ps_live_" .. ("0"):rep(64) })
+    local s <close> = c:executions_stream { on_event = r.on_event }
+    assert.is_true(wait(function() return r.count("closed") == 1 end))
+    assert.equal(0, r.count("reconnecting"))
+    assert.equal(401, r.event("closed").error.status)
+    assert.is_nil(s())
+  end)
+
   it("checks its arguments", function()
     H.raises("unknown option 'market'", client.prices_stream, client, { market = {} })
     H.raises("markets[1] must be a non-empty string", client.prices_stream, client, { markets = { 1 } })

@@ -147,12 +147,66 @@ describe("websocket connections", function()
     assert.is_true(wait(function() return srv.exchange.ws_connections == 0 end))
   end)
 
+  it("the client side answers a server's protocol error with 1002 and answers pings", function()
+    local srv_closed
+    local bad = H.fixture(function(req)
+      return { upgrade = {
+        on_open = function(conn)
+          conn:send_raw(core.ws_frame("ping", "are you there"))
+          conn:send("fine")
+          if req.path == "/masked" then conn:send_raw(core.ws_frame("text", "hi", true, "abcd")) end
+        end,
+        on_close = function(_, code) srv_closed = code end,
+      } }
+    end)
+    local r = {}
+    core.ws_connect { url = "ws://127.0.0.1:" .. bad:port() .. "/masked",
+      on_message = function(t) r.msg = t end,
+      on_close = function(code, reason) r.code, r.reason = code, reason end }
+    assert.is_true(wait(function() return r.code and srv_closed end))
+    assert.equal("fine", r.msg)      -- the ping in between did not disturb the stream
+    assert.equal(1002, r.code)
+    assert.equal(1002, srv_closed)   -- the server saw our close frame
+    bad:close()
+  end)
+
   it("closing the exchange sends 1001 going away", function()
     local r = connect(srv, client, "prices")
     assert.is_true(wait(function() return r.opened end))
     srv:close()
     assert.is_true(wait(function() return r.code end))
     assert.equal(1001, r.code)
+  end)
+
+  it("a server-started close is given up on after 2 s when the peer never echoes it", function()
+    local closed
+    local echo = H.fixture(function()
+      return { upgrade = {
+        on_message = function(conn) conn:close(4001, "bye") end,
+        on_close = function(_, code, reason) closed = { code, reason, core.monotime() } end,
+      } }
+    end)
+    -- A peer in another process that says one thing and then stops reading (sleeps).
+    local script = ([[
+      local core = require "polysim.core"
+      local loop = core.loop()
+      local c, open
+      c = core.ws_connect { url = "ws://127.0.0.1:%d/x", on_open = function() open = true end }
+      local t0 = core.monotime()
+      while not open and core.monotime() - t0 < 5 do loop:step(0.05) end
+      c:send("hi")
+      os.execute("sleep 4")
+    ]]):format(echo:port())
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write(script); f:close()
+    local t0 = core.monotime()
+    os.execute((os.getenv "LUA" or "lua5.4") .. " " .. path .. " >/dev/null 2>&1 &")
+    assert.is_true(wait(function() return closed ~= nil end, 6))
+    os.remove(path)
+    assert.equal(4001, closed[1])
+    assert.equal("the peer did not answer the close", closed[2])
+    assert.is_true(closed[3] - t0 >= 2)
+    echo:close()
   end)
 
   it("a refused connection reports 1006", function()

@@ -63,6 +63,9 @@ int ps_wsconn_curl_done(struct ps_loop *loop, void *easy, int result);
  * { on_open, on_message, on_close } is at upgrade_idx; NULL on failure. */
 void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn **list,
                                 struct ps_loop *loop, const char *client_key);
+/* server.c's loop source: ms until a close we started times out (-1: none), and the expiry. */
+long ps_wsconn_prepare(struct ps_wsconn **list);
+void ps_wsconn_expire(lua_State *L, struct ps_wsconn **list);
 /* server.c, before MHD_stop_daemon: closes every upgraded connection (1001). */
 void ps_wsconn_close_all(lua_State *L, struct ps_wsconn **list);
 

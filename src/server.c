@@ -71,6 +71,8 @@ static long src_prepare(void *ud) {
         long d = p->ctx->due <= now ? 0 : (long)((p->ctx->due - now) * 1000.0) + 1;
         if (ms < 0 || d < ms) ms = d;
     }
+    long w = ps_wsconn_prepare(&s->ws);
+    if (w >= 0 && (ms < 0 || w < ms)) ms = w;
     return ms;
 }
 
@@ -92,6 +94,8 @@ static void src_run(void *ud) {
     s->running++;
     MHD_run(s->d);
     s->running--;
+    lua_State *L = ps_loop_state(s->loop);
+    if (L && s->ws) ps_wsconn_expire(L, &s->ws);
 }
 
 static void on_epoll(ps_loop *loop, void *ud, uint32_t events) {

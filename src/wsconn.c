@@ -29,6 +29,7 @@
 
 #define WSCONN_MT "polysim.WebSocket"
 #define RECV_CHUNK 16384
+#define CLOSE_WAIT 2.0                   /* seconds a server waits for the close echo */
 
 enum { S_PENDING, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING, S_DONE };
 static const char *const state_names[] = {"pending", "connecting", "handshake", "open",
@@ -62,6 +63,9 @@ struct ps_wsconn {
     int got_close, got_error, close_code;
     size_t reason_len;
     char reason[PS_WS_MAX_CONTROL + 1];
+    /* server: when a close we started is given up on (the peer never echoed it) */
+    double close_deadline;
+    int sent_code;
     /* stats */
     uint64_t messages_in, messages_out;
 };
@@ -574,6 +578,29 @@ void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn 
     return r;
 }
 
+/* For the server's source: ms until the earliest close deadline in *list (-1: none). */
+long ps_wsconn_prepare(struct ps_wsconn **list) {
+    double due = -1;
+    for (ps_wsconn *c = *list; c; c = c->next)
+        if (c->state == S_CLOSING && (due < 0 || c->close_deadline < due)) due = c->close_deadline;
+    if (due < 0) return -1;
+    double ms = (due - ps_monotime()) * 1000.0;
+    return ms <= 0 ? 0 : (long)ms + 1;
+}
+
+/* Drops the connections of *list whose peer did not echo our close in time; on_close gets
+ * the code we sent. */
+void ps_wsconn_expire(lua_State *L, struct ps_wsconn **list) {
+    double now = ps_monotime();
+    for (ps_wsconn *c = *list, *next; c; c = next) {
+        next = c->next;
+        if (c->state != S_CLOSING || c->close_deadline > now) continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+        finish_str(c, L, 1, c->sent_code, "the peer did not answer the close");
+        lua_pop(L, 1);
+    }
+}
+
 /* Closes every connection in *list with 1001 (server going away), calling on_close. */
 void ps_wsconn_close_all(lua_State *L, struct ps_wsconn **list) {
     while (*list) {
@@ -643,6 +670,8 @@ static int l_close(lua_State *L) {
     if (c->state == S_OPEN) {
         queue_close(c, code, reason, rlen);
         c->state = S_CLOSING;
+        c->sent_code = code;
+        c->close_deadline = ps_monotime() + CLOSE_WAIT;
         flush(c);
         if (c->role == PS_WS_CLIENT) finish(c, L, 0, code, reason, rlen);
     } else if (c->state != S_CLOSING || c->role == PS_WS_CLIENT) {

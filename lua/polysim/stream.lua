@@ -16,7 +16,8 @@
 --
 -- Events (on_event): { type = "connected", attempt = n }, { type = "reconnecting", code =,
 -- reason =, delay = }, { type = "gap", from = t0, to = t1, seconds = }, after a reconnect:
--- messages between from and to were missed; { type = "closed" }; and the server's acks and
+-- messages between from and to were missed; { type = "closed", reason =, error = } (after
+-- close(), or for good when no token can be had: no key, bad key); and the server's acks and
 -- errors as { type = "subscribed" | "unsubscribed" | "error", message = decoded }.
 --
 -- Messages (decoded tables) go to on_price / on_fill. Without that callback the stream is
@@ -185,6 +186,9 @@ function methods:_run()
     local code, reason, delay
     if not tok or type(tok.token) ~= "string" then
       code, reason = 0, "cannot mint a token: " .. tostring(err and (err.message or err.code) or "no token")
+      if err and not err.retryable and (err.status == 401 or err.status == 403 or err.status == 0) then
+        return self:_close(reason, err)                -- no key, bad key, no permission: final
+      end
       delay = self:_backoff()
     else
       code, reason = self:_connect(tok.token)
@@ -280,7 +284,9 @@ end
 
 function methods:connected() return self.good and self.conn ~= nil and self.conn:state() == "open" end
 
-function methods:close()
+function methods:close() return self:_close() end
+
+function methods:_close(reason, err)
   if self.closed then return end
   self.closed = true
   local conn = self.conn
@@ -288,7 +294,7 @@ function methods:close()
   if conn then conn:close(1000, "closed by the client") end
   if self.wake_conn then self.wake_conn(1000, "closed by the client") end
   if self.wake_sleep then self.wake_sleep() end
-  self:_event { type = "closed" }
+  self:_event { type = "closed", reason = reason, error = err }
   self:_wake_readers()
 end
 mt.__close = methods.close
