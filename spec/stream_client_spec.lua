@@ -130,6 +130,25 @@ describe("live streams", function()
     assert.is_nil(s())
   end)
 
+  it("a callback may make blocking client calls outside a task; no message is lost or reordered", function()
+    local ex = srv.exchange
+    local id = assert(ex:pick_market { binary = true })
+    local seen, balances = {}, 0
+    local s <close> = client:prices_stream { markets = { id }, on_price = function(m)
+      seen[#seen + 1] = m.buy
+      if m.buy ~= "0.50" and assert(client:balance()) then balances = balances + 1 end -- steps the loop
+    end }
+    assert.is_true(wait(function() return s:connected() end))
+    for i = 51, 70 do assert(ex:set_price(id, ("0.%02d"):format(i))) end
+    assert.is_true(wait(function() return seen[#seen] == "0.70" end))
+    local tail = {}
+    for i = #seen - 19, #seen do tail[#tail + 1] = seen[i] end
+    local want = {}
+    for i = 51, 70 do want[#want + 1] = ("0.%02d"):format(i) end
+    assert.same(want, tail)
+    assert.is_true(balances >= 20)
+  end)
+
   it("killing and restarting the exchange: reconnects, re-subscribes, reports the gap", function()
     local id = assert(srv.exchange:pick_market { binary = true })
     local port, key = srv.port, srv.api_key

@@ -59,6 +59,8 @@ struct ps_wsconn {
     ps_ws_buf fly, queue;            /* fly: being sent (stable address); queue: appended */
     size_t fly_off;
     int parser_ready;
+    int reading;                     /* inside read_all (Lua callbacks may step the loop) */
+    int muted;                       /* EPOLLIN off until the outer read_all is done */
     /* what the last feed reported */
     int got_close, got_error, close_code;
     size_t reason_len;
@@ -103,6 +105,7 @@ static void call_cb(ps_wsconn *c, lua_State *L, const char *name, int nargs) {
 }
 
 static void set_events(ps_wsconn *c, uint32_t ev) {
+    if (c->muted) ev &= ~(uint32_t)EPOLLIN;
     if (!c->watch || c->events == ev) return;
     c->events = ev;
     ps_loop_watch_events(c->loop, c->watch, ev);
@@ -324,6 +327,7 @@ static void handshake_bytes(ps_wsconn *c, lua_State *L, const uint8_t *p, size_t
 
 static void read_all(ps_wsconn *c, lua_State *L) {
     uint8_t buf[RECV_CHUNK];
+    c->reading++;
     while (c->state != S_DONE && c->state != S_PENDING && c->state != S_CONNECTING) {
         size_t got = 0;
         int r = raw_recv(c, buf, sizeof buf, &got);
@@ -336,6 +340,11 @@ static void read_all(ps_wsconn *c, lua_State *L) {
         if (c->state == S_HANDSHAKE) handshake_bytes(c, L, buf, got);
         else feed(c, L, buf, got);
     }
+    if (--c->reading == 0 && c->muted) {               /* a callback stepped the loop */
+        c->muted = 0;
+        int out = c->fly_off < c->fly.len || c->queue.len > 0;
+        set_events(c, EPOLLIN | (out ? EPOLLOUT : 0));
+    }
 }
 
 static void on_io(ps_loop *loop, void *ud, uint32_t events) {
@@ -344,7 +353,16 @@ static void on_io(ps_loop *loop, void *ud, uint32_t events) {
     if (c->state == S_DONE || !L) return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);          /* anchor: c stays alive */
     if ((events & EPOLLOUT) && flush(c) < 0) finish_str(c, L, 1, 1006, "send failed");
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_all(c, L);
+    if (c->reading) {
+        /* A callback of ours is stepping the loop (a blocking call outside a task): the
+         * parser is busy, so input waits until that callback returns. */
+        if (!c->muted) {
+            c->muted = 1;
+            set_events(c, c->events);
+        }
+    } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        read_all(c, L);
+    }
     lua_pop(L, 1);
 }
 
