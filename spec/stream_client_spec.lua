@@ -238,6 +238,10 @@ describe("live streams", function()
   it("checks its arguments", function()
     H.raises("unknown option 'market'", client.prices_stream, client, { market = {} })
     H.raises("markets[1] must be a non-empty string", client.prices_stream, client, { markets = { 1 } })
+    H.raises("make it without one to iterate", function()
+      local s <close> = client:executions_stream { on_fill = function() end }
+      for _ in s do end
+    end)
     H.raises("only price streams", function()
       local s <close> = client:executions_stream {}
       s:subscribe { "x" }

@@ -301,6 +301,10 @@ mt.__close = methods.close
 
 -- Iterator: `for msg in stream do`. Returns nil once the stream is closed and drained.
 mt.__call = function(self)
+  if self.on_msg then
+    error("this stream delivers to its " .. (self.kind == "prices" and "on_price" or "on_fill") ..
+      " callback; make it without one to iterate", 2)
+  end
   while true do
     local q = self.queue
     if #q > 0 then return table.remove(q, 1) end
