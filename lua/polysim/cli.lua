@@ -117,9 +117,24 @@ function _M.serve(args)
   return 0
 end
 
+-- polysim exec SCRIPT [ARGS]: runs a Lua file in this interpreter, as `lua5.4 SCRIPT` would.
+-- The ASan build runs the specs this way, so no child process inherits a preloaded runtime.
+function _M.exec(args)
+  local script = args[2]
+  if not script then return die("exec needs a script") end
+  local chunk, err = loadfile(script)
+  if not chunk then return die(err) end
+  local new = { [-1] = args[0] .. " exec", [0] = script }
+  for i = 3, #args do new[i - 2] = args[i] end
+  _G.arg = new
+  chunk(table.unpack(new, 1, #new))
+  return 0
+end
+
 function _M.main(args)
   local cmd = args[1]
   if cmd == "serve" then return _M.serve(args)
+  elseif cmd == "exec" then return _M.exec(args)
   elseif cmd == "run" then return require("polysim.host").main(args)
   elseif cmd == "version" or cmd == "--version" then
     print("polysim " .. core.VERSION .. " (" .. core.curl_version .. ")")
