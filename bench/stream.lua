@@ -4,6 +4,7 @@
 --             loop, each message JSON-decoded and delivered to a Lua callback.
 --   C only:   the same frames parsed by ps_ws_feed (src/ws.c) from memory in 16 KiB chunks,
 --             events counted in C: no socket, no Lua.
+--   stream:   the same flood through client:prices_stream (token, subscribe, on_price).
 -- Ratio: lua path / C only. BENCH_N messages (default 200000).
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
@@ -39,6 +40,26 @@ assert(ploop.run_until(function() return got >= N end, 120), "flood did not arri
 local lua_rate = N / (core.monotime() - t0)
 conn:close()
 server:close()
+
+-- The same flood through client:prices_stream (token, subscribe, decode, on_price).
+local polysim = require "polysim"
+local feed = assert(core.serve { port = 0, handler = function(req)
+  if req.path == "/v1/keys/ws-token" then return { status = 200, body = '{"token":"t","expires_in":60}' } end
+  local sent = false
+  return { upgrade = { on_message = function(c)
+    if not sent then sent = true; c:send_raw(blob) end
+  end } }
+end })
+local client = polysim.new { base_url = "http://127.0.0.1:" .. feed:port(), api_key = "ps_live_" .. ("0"):rep(64) }
+local n_stream, t_stream = 0, nil
+local stream = client:prices_stream { markets = { "m" }, on_price = function()
+  n_stream = n_stream + 1
+  if n_stream == 1 then t_stream = core.monotime() end
+end }
+assert(ploop.run_until(function() return n_stream >= N end, 120), "stream flood did not arrive")
+local stream_rate = (N - 1) / (core.monotime() - t_stream)
+stream:close()
+feed:close()
 
 -- C only ----------------------------------------------------------------------------------------
 local C_SRC = [[
@@ -89,5 +110,6 @@ local c_rate = texts / secs
 
 print(string.format("price messages, socket -> decode -> Lua callback  %10.0f msg/s  (%d messages of %d bytes)",
   lua_rate, N, #PRICE))
+print(string.format("the same through client:prices_stream{on_price}   %10.0f msg/s", stream_rate))
 print(string.format("frames parsed in C only (ps_ws_feed, memory)      %10.0f msg/s  (%d x %d)", c_rate, rounds, N))
 print(string.format("ratio Lua path / C only                           %10.3f", lua_rate / c_rate))
