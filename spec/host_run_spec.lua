@@ -29,8 +29,8 @@ end
 -- `run NAME ARGS...` it made (output of both streams in tmpdir/NAME.out).
 local function sh(script)
   local prelude = "cd " .. q(os.getenv("PWD") or ".") .. "\n" ..
-    "unset POLYSIM_API_KEY POLYSIM_BASE_URL\n" ..
-    "run() { name=$1; shift; " .. q(EXE) .. " run \"$@\" > " .. q(tmpdir) .. "/$name.out 2>&1; " ..
+    "unset POLYSIM_API_KEY POLYSIM_BASE_URL LD_PRELOAD\n" ..
+    "run() { name=$1; shift; timeout --preserve-status -k 5 60 " .. q(EXE) .. " run \"$@\" > " .. q(tmpdir) .. "/$name.out 2>&1; " ..
     "echo $? > " .. q(tmpdir) .. "/$name.rc; }\n"
   assert(os.execute(prelude .. script))
   return setmetatable({}, { __index = function(_, name)
@@ -60,7 +60,7 @@ describe("polysim run", function()
   end)
 
   it("stops cleanly on SIGTERM and SIGINT: on_stop runs, open orders are cancelled", function()
-    local path = write(tmpdir .. "/resting.lua", [[
+    local src = [[
       return {
         cancel_on_stop = true,
         on_start = function(ctx)
@@ -73,15 +73,17 @@ describe("polysim run", function()
         end,
         on_stop = function(ctx, reason) ctx.log.info("on_stop saw " .. reason) end,
       }
-    ]])
+    ]]
+    local term = write(tmpdir .. "/resting_term.lua", src)
+    local int = write(tmpdir .. "/resting_int.lua", src)
     local r = sh(([[
-      run term %s --quiet & pid1=$!
-      run int %s --quiet & pid2=$!
+      run term %s --quiet &
+      run int %s --quiet &
       sleep 1.5
-      pkill -TERM -P $pid1 -x polysim
-      pkill -INT -P $pid2 -x polysim
+      pkill -TERM -f '^[^ ]*/polysim run .*/resting_term.lua'
+      pkill -INT -f '^[^ ]*/polysim run .*/resting_int.lua'
       wait
-    ]]):format(q(path), q(path)))
+    ]]):format(q(term), q(int)))
     for name, sig in pairs { term = "SIGTERM", int = "SIGINT" } do
       local res = r[name]
       assert.equal(0, res.status, res.out)
@@ -158,4 +160,49 @@ describe("host object", function()
     h:close()
     h:close()
   end)
+
+  for _, mode in ipairs { "streams", "polling" } do
+    it("feeds prices and fills to the strategy through " .. mode, function()
+      local strategy = require "polysim.strategy"
+      strategy.poll_only = mode == "polling"
+      local host = require "polysim.host"
+      local h = assert(host.new { local_exchange = true, status = false, hot_reload = false, tick = 0.1,
+        log_sink = function() end })
+      local path = write(tmpdir .. "/feed_" .. mode .. ".lua", [[
+        return {
+          on_start = function(ctx)
+            ctx.state.prices, ctx.state.fills = 0, 0
+            local ids = {}
+            for m in ctx.client:markets { limit = 10 } do
+              if m.outcomes[1] == "Yes" then ids[#ids + 1] = m.condition_id end
+              if #ids == 5 then break end
+            end
+            ctx:subscribe(ids)
+            ctx:after(0.3, function(c)
+              assert(c.client:place_order { market_id = ids[1], side = "BUY", outcome = "Yes",
+                quantity = 3, price = "0.99" })
+            end)
+          end,
+          on_price = function(ctx, msg)
+            assert(msg.type == "price" and msg.market_id and msg.buy)
+            ctx.state.prices = ctx.state.prices + 1
+          end,
+          on_fill = function(ctx, fill)
+            assert(fill.type == "fill" and fill.side == "BUY" and fill.quantity)
+            ctx.state.fills = ctx.state.fills + 1
+          end,
+        }
+      ]])
+      local ok, err = pcall(function()
+        assert(h:load(path))
+        local st = h.rt.state
+        ploop.run_until(function() return st.prices >= 3 and st.fills >= 1 end, 8)
+        assert.is_true(st.prices >= 3, "price events: " .. st.prices)
+        assert.equal(1, st.fills)
+      end)
+      strategy.poll_only = nil
+      h:close()
+      assert(ok, err)
+    end)
+  end
 end)

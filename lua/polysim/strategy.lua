@@ -773,8 +773,16 @@ end
 -- Stream events ("connected", "reconnecting", "gap", "closed") from the feed.
 function Runtime:feed_event(ev)
   local t = ev.type
-  if t == "gap" or t == "reconnecting" then
-    emit(self, "warn", "feed", 1, t .. (ev.message and (": " .. tostring(ev.message)) or ""))
+  if t == "gap" then
+    emit(self, "warn", "feed", 1, string_format("stream gap: %.1f s of messages missed while reconnecting",
+      ev.seconds or 0))
+  elseif t == "reconnecting" then
+    emit(self, "warn", "feed", 1, string_format("stream dropped (%s %s); reconnecting in %.1f s",
+      tostring(ev.code), tostring(ev.reason or ""), ev.delay or 0))
+  elseif t == "error" then
+    local m = ev.message
+    emit(self, "warn", "feed", 1, "stream error: " ..
+      (type(m) == "table" and tostring(m.message or m.error or m.code) or tostring(m)))
   else
     emit(self, "debug", "feed", 1, tostring(t))
   end
@@ -957,8 +965,10 @@ end
 --
 -- open(rt) returns an object with subscribe(ids), unsubscribe(ids) and close(); it calls
 -- rt:deliver(msg) for every price and fill message, and rt:feed_event(ev) for stream events.
--- It uses client:prices_stream / client:executions_stream when the client has them, and
--- otherwise polls prices (POST /v1/prices/batch) and fills (GET /v1/account/history).
+-- It uses the WebSocket streams (client:prices_stream for subscribed markets, one
+-- client:executions_stream for fills). When they are not available, or close for good (no
+-- key, a rejected key), or _M.poll_only is set, it polls instead: prices of subscribed
+-- markets every second (POST /v1/prices/batch) and new fills (GET /v1/account/history).
 
 local feeds = {}
 _M.feeds = feeds
@@ -966,7 +976,7 @@ _M.feeds = feeds
 function feeds.open(rt)
   local client = rt.client
   if not client then return nil end
-  if client.prices_stream then
+  if client.prices_stream and not _M.poll_only then
     local ok, feed = pcall(feeds.streams, rt)
     if ok and feed then return feed end
     emit(rt, "warn", "feed", 1, "streams unavailable (" .. tostring(feed) .. "); polling instead")
@@ -976,23 +986,38 @@ end
 
 function feeds.streams(rt)
   local client = rt.client
-  local function on_event(ev) rt:feed_event(ev) end
+  local feed = { prices = nil, fills = nil, fallback = nil, closing = false }
   local function on_msg(msg) rt:deliver(msg) end
-  local fills, ferr = client:executions_stream { on_fill = on_msg, on_event = on_event }
-  if not fills then error(tostring(ferr), 0) end
-  local feed = { prices = nil }
+  local function close_streams()
+    feed.closing = true
+    if feed.prices then feed.prices:close() end
+    if feed.fills then feed.fills:close() end
+  end
+  -- A stream that closes for good on its own (no token to be had: no key, a bad key, a
+  -- tier without streams) hands over to polling, so the strategy still gets its events.
+  local function on_event(ev)
+    if ev.type == "closed" then
+      if feed.closing or feed.fallback then return end
+      emit(rt, "warn", "feed", 1, "stream closed (" .. tostring(ev.error or ev.reason) .. "); polling instead")
+      close_streams()
+      feed.fallback = feeds.poll(rt)
+      return
+    end
+    rt:feed_event(ev)
+  end
+  feed.fills = client:executions_stream { on_fill = on_msg, on_event = on_event }
   function feed.subscribe(_, ids)
+    if feed.fallback then return feed.fallback:subscribe(ids) end
     if feed.prices then return feed.prices:subscribe(ids) end
-    local s, err = client:prices_stream { markets = ids, on_price = on_msg, on_event = on_event }
-    if not s then error("prices stream: " .. tostring(err), 0) end
-    feed.prices = s
+    feed.prices = client:prices_stream { markets = ids, on_price = on_msg, on_event = on_event }
   end
   function feed.unsubscribe(_, ids)
+    if feed.fallback then return feed.fallback:unsubscribe(ids) end
     if feed.prices then return feed.prices:unsubscribe(ids) end
   end
   function feed.close()
-    if feed.prices then feed.prices:close() end
-    fills:close()
+    close_streams()
+    if feed.fallback then feed.fallback:close() end
   end
   return feed
 end
@@ -1005,7 +1030,7 @@ function feeds.poll(rt, interval)
   local last = {}       -- market id -> "buy/sell"
   local seen = nil      -- order ids already reported (nil until the first history read)
   local closed = false
-  local busy = false
+  local busy
   local function poll_prices()
     local ids = rt:subscriptions()
     for i = 1, #ids, 20 do
@@ -1029,9 +1054,9 @@ function feeds.poll(rt, interval)
       end
     end
   end
-  local function poll_fills()
+  local function poll_fills(baseline)
     local cur = rt.current
-    if not (cur and cur.mod.on_fill) then return end
+    if not baseline and not (cur and cur.mod.on_fill) then return end
     local list, err = client:history_page { limit = 50 }
     if closed then return end
     if not list then
@@ -1054,6 +1079,12 @@ function feeds.poll(rt, interval)
       end
     end
   end
+  -- The fills already in the history are not news: read them once now, as the baseline.
+  busy = true
+  spawn(function()
+    pcall(poll_fills, true)
+    busy = false
+  end)
   local cancel = ploop.every(interval, function()
     if busy or closed then return end
     busy = true
