@@ -62,7 +62,11 @@ int ps_wsconn_curl_done(struct ps_loop *loop, void *easy, int result);
 /* server.c: the 101 response (a struct MHD_Response *) for an upgrade whose callbacks table
  * { on_open, on_message, on_close } is at upgrade_idx; NULL on failure. */
 void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn **list,
-                                struct ps_loop *loop, const char *client_key);
+                                struct ps_loop *loop, const char *client_key,
+                                struct ps_wsconn **backref);
+/* server.c: the request of a 101 ended without the upgrade; drops that connection. backref
+ * (above) is where server.c keeps it until then: cleared on upgrade and on finish. */
+void ps_wsconn_abandon(lua_State *L, struct ps_wsconn *c);
 /* server.c's loop source: ms until a close we started times out (-1: none), and the expiry. */
 long ps_wsconn_prepare(struct ps_wsconn **list);
 void ps_wsconn_expire(lua_State *L, struct ps_wsconn **list);

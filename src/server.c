@@ -31,6 +31,7 @@ typedef struct {
     struct MHD_Connection *conn;
     struct ps_server *srv;
     pending *link;
+    struct ps_wsconn *ws;    /* a WebSocket answered with 101 but not yet upgraded */
 } req_ctx;
 
 struct pending {
@@ -137,6 +138,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     req_ctx *ctx = *con_cls;
     if (!ctx) return;
+    if (ctx->ws) {                                     /* the upgrade never happened */
+        lua_State *L = ps_loop_state(ctx->srv->loop);
+        if (L) ps_wsconn_abandon(L, ctx->ws);
+    }
     if (ctx->link) {                                   /* still delayed: unlink */
         for (pending **pp = &ctx->srv->delayed; *pp; pp = &(*pp)->next)
             if ((*pp)->ctx == ctx) {
@@ -199,7 +204,7 @@ static struct MHD_Response *make_response(lua_State *L, unsigned int *status, in
 
 /* The handler answered { upgrade = { on_open, on_message, on_close } } (table at the top of
  * the stack): a 101 when the request is a valid WebSocket upgrade, else a 400. */
-static struct MHD_Response *upgrade_response(lua_State *L, ps_server *s,
+static struct MHD_Response *upgrade_response(lua_State *L, ps_server *s, req_ctx *ctx,
                                              struct MHD_Connection *conn, const char *method,
                                              unsigned int *status) {
     const char *up = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
@@ -222,7 +227,7 @@ static struct MHD_Response *upgrade_response(lua_State *L, ps_server *s,
         return r;
     }
     *status = MHD_HTTP_SWITCHING_PROTOCOLS;
-    return ps_wsconn_server_response(L, -1, &s->ws, s->loop, key);
+    return ps_wsconn_server_response(L, -1, &s->ws, s->loop, key, &ctx->ws);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -303,7 +308,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct MHD_Response *resp;
     if (ps_loop_pcall(s->loop, 1, 1)) {                /* ans */
         if (lua_istable(L, -1) && lua_getfield(L, -1, "upgrade") == LUA_TTABLE) { /* ans up */
-            resp = upgrade_response(L, s, conn, method, &status);
+            resp = upgrade_response(L, s, ctx, conn, method, &status);
             lua_settop(L, top);
             if (!resp) return MHD_NO;
             enum MHD_Result r = MHD_queue_response(conn, status, resp);

@@ -47,6 +47,7 @@ struct ps_wsconn {
     /* server */
     struct MHD_UpgradeResponseHandle *urh;
     struct ps_wsconn **list;         /* the server's list, while linked */
+    struct ps_wsconn **backref;      /* server.c's pointer to us while pending */
     struct ps_wsconn *next;
     /* client */
     CURL *easy;
@@ -182,6 +183,8 @@ static void finish(ps_wsconn *c, lua_State *L, int notify, int code, const char 
                    size_t reason_len) {
     if (c->state == S_DONE) return;
     c->state = S_DONE;
+    if (c->backref) *c->backref = NULL;
+    c->backref = NULL;
     if (c->watch) ps_loop_unwatch(c->loop, c->watch);
     c->watch = NULL;
     if (c->urh) MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -549,6 +552,8 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
     (void)con_cls;
     ps_wsconn *c = cls;
     lua_State *L = ps_loop_state(c->loop);
+    if (c->backref) *c->backref = NULL;
+    c->backref = NULL;
     c->urh = urh;
     c->fd = sock;
     if (c->state != S_PENDING || !L) {                  /* server closing: drop it */
@@ -576,7 +581,8 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
 /* The 101 response for an upgrade request whose callbacks table is at upgrade_idx. The new
  * connection is linked into *list (the server's) until it ends. NULL on failure. */
 void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn **list,
-                                struct ps_loop *loop, const char *client_key) {
+                                struct ps_loop *loop, const char *client_key,
+                                struct ps_wsconn **backref) {
     upgrade_idx = lua_absindex(L, upgrade_idx);
     ps_wsconn *c = new_conn(L, loop, PS_WS_SERVER, upgrade_idx, 0); /* ud */
     lua_pop(L, 1);
@@ -593,7 +599,17 @@ void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn 
     c->list = list;
     c->next = *list;
     *list = c;
+    c->backref = backref;
+    *backref = c;
     return r;
+}
+
+void ps_wsconn_abandon(lua_State *L, struct ps_wsconn *c) {
+    if (c->state == S_PENDING) finish_str(c, L, 0, 0, NULL);
+    else if (c->backref) {
+        *c->backref = NULL;
+        c->backref = NULL;
+    }
 }
 
 /* For the server's source: ms until the earliest close deadline in *list (-1: none). */
