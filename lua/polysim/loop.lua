@@ -23,6 +23,13 @@ local function default_error_handler(err, task)
 end
 _M.on_error = default_error_handler
 
+local function wake_joiners(task)
+  if task.joiners then
+    for _, wake in ipairs(task.joiners) do wake() end
+    task.joiners = nil
+  end
+end
+
 local function finish(task, ok, ...)
   local co = task.co
   if coroutine.status(co) == "dead" then
@@ -35,11 +42,7 @@ local function finish(task, ok, ...)
       task.error = type(err) == "string" and debug.traceback(co, err) or err
       ;(task.on_error or _M.on_error)(task.error, task)
     end
-    if task.joiners then
-      for _, resume in ipairs(task.joiners) do resume() end
-      task.joiners = nil
-    end
-    return
+    return wake_joiners(task)
   end
   if ok and (...) ~= SENTINEL then
     -- A yield meant for some other scheduler reached ours: stop the task loudly.
@@ -48,6 +51,7 @@ local function finish(task, ok, ...)
       "); use polysim.loop.wrap for coroutines inside tasks"
     tasks[co] = nil
     ;(task.on_error or _M.on_error)(task.error, task)
+    wake_joiners(task)
   end
 end
 
@@ -131,7 +135,11 @@ function _M.wrap(fn)
     end
     return first, ...
   end
-  return function(...) return step(coroutine.resume(co, ...)) end
+  return function(...)
+    -- Waits inside co belong to the task that resumes it (none: they block).
+    tasks[co] = _M.current()
+    return step(coroutine.resume(co, ...))
+  end
 end
 
 -- Waits for a task to end; returns its results, or nil and its error.
