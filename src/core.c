@@ -7,6 +7,23 @@ static void (*const openers[])(lua_State *L) = {
     ps_wsconn_open,
 };
 
+void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction close, lua_CFunction tostring) {
+    luaL_newmetatable(L, name);                        /* mt */
+    lua_newtable(L);                                   /* mt methods */
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");                    /* mt */
+    const struct { const char *event; lua_CFunction fn; } mm[] = {
+        {"__gc", gc}, {"__close", close}, {"__tostring", tostring},
+    };
+    for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) {
+        if (!mm[i].fn) continue;
+        lua_pushcfunction(L, mm[i].fn);
+        lua_setfield(L, -2, mm[i].event);              /* mt */
+    }
+    lua_pop(L, 1);                                     /* (empty) */
+}
+
 PS_EXPORT int luaopen_polysim_core(lua_State *L) {
     lua_newtable(L);                                   /* core */
     for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++)

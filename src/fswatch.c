@@ -153,16 +153,7 @@ void ps_fswatch_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"add", l_add}, {"read", l_read}, {"fd", l_fd}, {"close", l_close}, {NULL, NULL},
     };
-    luaL_newmetatable(L, FSWATCH_MT);                  /* core mt */
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                     /* core */
+    ps_newclass(L, FSWATCH_MT, methods, l_close, l_close, l_tostring);
     lua_pushcfunction(L, l_fswatch);
     lua_setfield(L, -2, "fswatch");                    /* core */
 }

@@ -331,16 +331,7 @@ void ps_http_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"result", l_result}, {"done", l_done}, {"close", l_close}, {NULL, NULL},
     };
-    luaL_newmetatable(L, TRANSFER_MT);                 /* core mt */
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                     /* core */
+    ps_newclass(L, TRANSFER_MT, methods, l_close, l_close, l_tostring);
     lua_pushcfunction(L, l_request);
     lua_setfield(L, -2, "request");
     lua_pushstring(L, curl_version());

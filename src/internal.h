@@ -30,6 +30,11 @@ void ps_sys_open(lua_State *L);
 void ps_fswatch_open(lua_State *L);
 void ps_wsconn_open(lua_State *L);
 
+/* core.c: registers the metatable `name` (its __name is set by luaL_newmetatable) with
+ * `methods` as __index and the given metamethods (any may be NULL). Stack unchanged. */
+void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                 lua_CFunction close, lua_CFunction tostring);
+
 /* json.c -------------------------------------------------------------------------------- */
 /* Decodes JSON text. Success: pushes the value, returns 1. Failure: pushes nothing, returns
  * 0 with a message in err. Never raises except on memory exhaustion. */

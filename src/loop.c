@@ -494,14 +494,7 @@ void ps_loop_open(lua_State *L) {
         {"fd", l_fd},       {"timeout", l_timeout}, {"now", l_now},  {NULL, NULL},
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    luaL_newmetatable(L, LOOP_MT);                     /* core mt */
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                     /* core */
+    ps_newclass(L, LOOP_MT, methods, l_gc, NULL, l_tostring);
     lua_pushcfunction(L, l_get);
     lua_setfield(L, -2, "loop");
     lua_pushcfunction(L, l_now);

@@ -448,16 +448,7 @@ void ps_server_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"port", l_port}, {"close", l_close}, {NULL, NULL},
     };
-    luaL_newmetatable(L, SERVER_MT);                   /* core mt */
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                     /* core */
+    ps_newclass(L, SERVER_MT, methods, l_close, l_close, l_tostring);
     lua_pushcfunction(L, l_serve);
     lua_setfield(L, -2, "serve");
 }

@@ -750,16 +750,7 @@ void ps_wsconn_open(lua_State *L) {
         {"send", l_send}, {"send_raw", l_send_raw}, {"close", l_close}, {"state", l_state},
         {NULL, NULL},
     };
-    luaL_newmetatable(L, WSCONN_MT);                    /* core mt */
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_tbc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);                                      /* core */
+    ps_newclass(L, WSCONN_MT, methods, l_gc, l_tbc, l_tostring);
     lua_pushcfunction(L, l_ws_connect);
     lua_setfield(L, -2, "ws_connect");
 }
