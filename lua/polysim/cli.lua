@@ -22,14 +22,18 @@ local function die(msg)
   return 2
 end
 
--- Parses --name value pairs into a table; returns opts, positional, or nil, message.
-local function parse(args, first, spec)
+-- Parses "--name value" options (spec: name -> "string" | "number" | "flag") from
+-- args[first..]; numbers must be >= 0. -h/--help sets opts.help. Returns opts, positional
+-- arguments, or nil and a message. Shared by every subcommand.
+function _M.parse_options(args, first, spec)
   local opts, pos = {}, {}
   local i = first
   while i <= #args do
     local a = args[i]
     local name = a:match("^%-%-([%w%-]+)$")
-    if name then
+    if a == "-h" or a == "--help" then
+      opts.help = true
+    elseif name then
       local kind = spec[name]
       if not kind then return nil, "unknown option --" .. name end
       if kind == "flag" then
@@ -39,7 +43,7 @@ local function parse(args, first, spec)
         if v == nil then return nil, "--" .. name .. " needs a value" end
         if kind == "number" then
           v = tonumber(v)
-          if not v then return nil, "--" .. name .. " needs a number" end
+          if not v or v < 0 then return nil, "--" .. name .. " needs a number >= 0" end
         end
         opts[name] = v
         i = i + 1
@@ -51,6 +55,7 @@ local function parse(args, first, spec)
   end
   return opts, pos
 end
+local parse = _M.parse_options
 
 local function log(level, msg)
   io.stderr:write(os.date("!%H:%M:%S "), level, " ", msg, "\n")

@@ -13,8 +13,8 @@ local ploop = require "polysim.loop"
 local strategy = require "polysim.strategy"
 local reload = require "polysim.reload"
 
-local error, pairs, pcall, setmetatable, tonumber, tostring, type =
-  error, pairs, pcall, setmetatable, tonumber, tostring, type
+local error, pairs, pcall, setmetatable, tostring, type =
+  error, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local monotime = core.monotime
 local loop = ploop.core
@@ -299,34 +299,7 @@ local SPEC = { ["base-url"] = "string", duration = "number", seed = "number", ti
                budget = "number", ["no-reload"] = "flag", quiet = "flag" }
 
 local function parse(args)
-  local opts, pos = {}, {}
-  local i = 2
-  while i <= #args do
-    local a = args[i]
-    local name = a:match("^%-%-([%w%-]+)$")
-    if name then
-      local kind = SPEC[name]
-      if not kind then return nil, "unknown option --" .. name end
-      if kind == "flag" then
-        opts[name] = true
-      else
-        local v = args[i + 1]
-        if v == nil then return nil, "--" .. name .. " needs a value" end
-        if kind == "number" then
-          v = tonumber(v)
-          if not v or v < 0 then return nil, "--" .. name .. " needs a number >= 0" end
-        end
-        opts[name] = v
-        i = i + 1
-      end
-    elseif a == "-h" or a == "--help" then
-      opts.help = true
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return opts, pos
+  return require("polysim.cli").parse_options(args, 2, SPEC)
 end
 
 local function die(msg)
