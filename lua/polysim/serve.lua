@@ -40,17 +40,20 @@ local function make_ws(ex, log)
 
   local function send(conn, t) conn:send(core.json_encode(t)) end
 
+  -- Takes conn out of the market's subscriber set (dropping the set when it empties).
+  local function leave(conn, id)
+    local set = W.by_market[id]
+    if set then
+      set[conn] = nil
+      if next(set) == nil then W.by_market[id] = nil end
+    end
+  end
+
   local function forget(conn)
     local st = W.conns[conn]
     if not st then return end
     W.conns[conn] = nil
-    for id in pairs(st.markets) do
-      local set = W.by_market[id]
-      if set then
-        set[conn] = nil
-        if next(set) == nil then W.by_market[id] = nil end
-      end
-    end
+    for id in pairs(st.markets) do leave(conn, id) end
     local uid = st.ctx.user_id
     if W.by_user[uid] then W.by_user[uid][conn] = nil end
     W.counts[uid] = (W.counts[uid] or 1) - 1
@@ -114,11 +117,7 @@ local function make_ws(ex, log)
     for _, id in ipairs(ids) do
       if st.markets[id] then
         st.markets[id], st.n = nil, st.n - 1
-        local set = W.by_market[id]
-        if set then
-          set[conn] = nil
-          if next(set) == nil then W.by_market[id] = nil end
-        end
+        leave(conn, id)
       end
     end
     return send(conn, { type = "unsubscribed", markets = core.array(ids) })
