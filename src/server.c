@@ -24,8 +24,7 @@ typedef struct {
     size_t n, cap;
     int too_large;
     int answered;
-    int suspended;
-    double due;              /* suspended: when to answer */
+    double due;              /* a delayed answer: when to send it */
     struct MHD_Response *resp;
     unsigned int status;
     struct MHD_Connection *conn;
@@ -49,7 +48,6 @@ struct ps_server {
     size_t max_body;
     pending *delayed;
     int closed;
-    int running;
     unsigned short port;
     struct ps_wsconn *ws;    /* upgraded (or upgrading) WebSocket connections */
 };
@@ -84,7 +82,6 @@ static void src_run(void *ud) {
         pending *p = *pp;
         if (p->ctx->due <= now) {
             *pp = p->next;
-            p->ctx->suspended = 0;
             p->ctx->link = NULL;
             MHD_resume_connection(p->ctx->conn);
             free(p);
@@ -92,9 +89,7 @@ static void src_run(void *ud) {
             pp = &p->next;
         }
     }
-    s->running++;
     MHD_run(s->d);
-    s->running--;
     lua_State *L = ps_loop_state(s->loop);
     if (L && s->ws) ps_wsconn_expire(L, &s->ws);
 }
@@ -329,7 +324,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             ctx->resp = resp;
             ctx->status = status;
             ctx->due = ps_monotime() + delay;
-            ctx->suspended = 1;
             ctx->link = p;
             p->ctx = ctx;
             p->next = s->delayed;
@@ -356,7 +350,6 @@ static void server_stop(lua_State *L, ps_server *s) {
         pending *p = s->delayed;
         s->delayed = p->next;
         p->ctx->link = NULL;
-        p->ctx->suspended = 0;
         MHD_resume_connection(p->ctx->conn);
         free(p);
     }
