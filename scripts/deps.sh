@@ -2,7 +2,7 @@
 # Installs the Debian packages polysim builds and tests with, when any is missing.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
-PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-busted lua-check luarocks libcurl4-openssl-dev libmicrohttpd-dev"
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-busted lua-check luarocks libcurl4-openssl-dev libmicrohttpd-dev openssl socat"
 # With clang on the machine, `make test` adds a short libFuzzer run: it needs clang's runtime.
 if command -v clang >/dev/null 2>&1; then
     v=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
