@@ -61,12 +61,13 @@ describe("TLS", function()
     local id = assert(ex:pick_market { binary = true, state = "open" })
     local c = polysim.new { base_url = "https://127.0.0.1:" .. port, api_key = srv.api_key, cainfo = cert }
     local prices, events = {}, {}
-    local s <close> = c:prices_stream { markets = { id },
+    local stream <close> = c:prices_stream { markets = { id },
       on_price = function(m) prices[#prices + 1] = m end,
       on_event = function(ev) events[#events + 1] = ev.type end }
     assert.is_true(polysim.loop.run_until(function() return #prices >= 1 end, 10), table.concat(events, ","))
     assert(ex:set_price(id, "0.33"))
     assert.is_true(polysim.loop.run_until(function() return prices[#prices].buy == "0.33" end, 10))
     assert.equal(id, prices[#prices].market_id)
+    assert.is_true(stream:connected())
   end)
 end)
