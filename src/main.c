@@ -5,13 +5,9 @@
 #include <string.h>
 #include <lua.h>
 #include <lauxlib.h>
-#include <lualib.h>
 
 #include "internal.h"
-
-#ifndef POLYSIM_LUADIR
-#define POLYSIM_LUADIR "/usr/local/share/lua/5.4"
-#endif
+#include "polysim.h"
 
 static int traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
@@ -23,18 +19,7 @@ static int traceback(lua_State *L) {
 static int run(lua_State *L) {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
-    luaL_openlibs(L);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
-    lua_pushcfunction(L, luaopen_polysim_core);
-    lua_setfield(L, -2, "polysim.core");
-    lua_pop(L, 1);
-    /* Our Lua files come first so an older installed copy never shadows them. */
-    lua_getglobal(L, "package");                       /* package */
-    lua_getfield(L, -1, "path");                       /* package path */
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", POLYSIM_LUADIR, POLYSIM_LUADIR,
-                    lua_tostring(L, -1));
-    lua_setfield(L, -3, "path");
-    lua_pop(L, 2);
+    polysim_openlibs(L, NULL);                         /* libs, polysim.core, our path */
     lua_createtable(L, argc, 1);                       /* arg */
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);
