@@ -170,6 +170,16 @@ local function body_object(req, optional)
   return j
 end
 
+-- The required list field `name` of a JSON body object (422 when missing or not a list).
+local function body_list(j, name)
+  local v = j[name]
+  if absent(v) then errors.invalid({ "body", name }, "Field required", "missing") end
+  if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+    errors.invalid({ "body", name }, "Input should be a valid list", "list_type")
+  end
+  return v
+end
+
 local function path_int(v, name)
   local n = type(v) == "string" and v:match("^%d+$") and math.tointeger(tonumber(v))
   if not n then
@@ -312,11 +322,7 @@ end
 
 function H.prices_batch(self, ctx, req)
   local j = body_object(req)
-  local ids = j.market_ids
-  if absent(ids) then errors.invalid({ "body", "market_ids" }, "Field required", "missing") end
-  if type(ids) ~= "table" or (next(ids) ~= nil and ids[1] == nil) then
-    errors.invalid({ "body", "market_ids" }, "Input should be a valid list", "list_type")
-  end
+  local ids = body_list(j, "market_ids")
   local max = math.min(50, ctx.tier.batch)
   if #ids < 1 then errors.invalid({ "body", "market_ids" },
       "List should have at least 1 item after validation, not 0", "too_short") end
@@ -439,11 +445,7 @@ end
 
 function H.orders_batch(self, ctx, req, now)
   local j = body_object(req)
-  local list = j.orders
-  if absent(list) then errors.invalid({ "body", "orders" }, "Field required", "missing") end
-  if type(list) ~= "table" or (next(list) ~= nil and list[1] == nil) then
-    errors.invalid({ "body", "orders" }, "Input should be a valid list", "list_type")
-  end
+  local list = body_list(j, "orders")
   local max = ctx.tier.batch
   if #list < 1 then errors.invalid({ "body", "orders" }, "List should have at least 1 item after validation, not 0",
       "too_short") end
