@@ -98,39 +98,64 @@ static const char *header(lua_State *L, int hdrs, const char *name) {
     return v;
 }
 
-/* Builds "loc.path: msg; ..." from a FastAPI validation list at the top of the stack. */
-static void push_validation_message(lua_State *L) {
-    int list = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
-    for (lua_Integer i = 1; i <= n && i <= 5; i++) {
-        if (lua_rawgeti(L, list, i) != LUA_TTABLE) {
-            lua_pop(L, 1);
-            continue;
-        }
-        int item = lua_gettop(L);
-        if (i > 1) luaL_addstring(&b, "; ");
-        if (lua_getfield(L, item, "loc") == LUA_TTABLE) {
-            lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
-            for (lua_Integer j = 1; j <= m; j++) {
-                lua_rawgeti(L, -1, j);
-                if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-                    if (j > 1) luaL_addchar(&b, '.');
-                    luaL_addvalue(&b);
-                } else {
-                    lua_pop(L, 1);
-                }
-            }
-            luaL_addstring(&b, ": ");
-        }
-        lua_pop(L, 1);
-        if (lua_getfield(L, item, "msg") == LUA_TSTRING) luaL_addvalue(&b);
-        else lua_pop(L, 1);
-        lua_pop(L, 1);                                 /* item */
+/* Pushes "[; ]loc.path: msg" for item i of the validation list at `list`, or nothing
+ * (returns 0) when that item is not a table. The item, its loc and its msg sit on the stack
+ * below this function's own luaL_Buffer, so the buffer is only ever used with the stack at
+ * its own level (issue 8.1: values pushed between buffer calls corrupted the box). */
+static int push_validation_item(lua_State *L, int list, lua_Integer i, int sep) {
+    int top = lua_gettop(L);
+    if (lua_rawgeti(L, list, i) != LUA_TTABLE) {       /* item */
+        lua_settop(L, top);
+        return 0;
     }
+    int has_loc = lua_getfield(L, top + 1, "loc") == LUA_TTABLE; /* item loc */
+    int has_msg = lua_getfield(L, top + 1, "msg") == LUA_TSTRING; /* item loc msg */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);                              /* item loc msg box */
+    if (sep) luaL_addstring(&b, "; ");
+    if (has_loc) {
+        lua_Integer m = (lua_Integer)lua_rawlen(L, top + 2);
+        int parts = 0;
+        for (lua_Integer j = 1; j <= m; j++) {
+            int t = lua_rawgeti(L, top + 2, j);        /* item loc msg box v */
+            if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+                if (parts++) {
+                    lua_pop(L, 1);                     /* the '.' goes in first */
+                    luaL_addchar(&b, '.');
+                    lua_rawgeti(L, top + 2, j);        /* item loc msg box v */
+                }
+                luaL_addvalue(&b);                     /* item loc msg box */
+            } else {
+                lua_pop(L, 1);                         /* item loc msg box */
+            }
+        }
+        luaL_addstring(&b, ": ");
+    }
+    if (has_msg) {
+        lua_pushvalue(L, top + 3);                     /* item loc msg box msg */
+        luaL_addvalue(&b);                             /* item loc msg box */
+    }
+    luaL_pushresult(&b);                               /* item loc msg text */
+    lua_replace(L, top + 1);                           /* text loc msg */
+    lua_settop(L, top + 1);                            /* text */
+    return 1;
+}
+
+/* Pushes "loc.path: msg; ..." built from the FastAPI validation list at the top of the
+ * stack (at most five items, then "; ..."). */
+static void push_validation_message(lua_State *L) {
+    int list = lua_gettop(L);                          /* list */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);                              /* list box */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    int added = 0;
+    for (lua_Integer i = 1; i <= n && i <= 5; i++)
+        if (push_validation_item(L, list, i, added)) { /* list box text */
+            luaL_addvalue(&b);                         /* list box */
+            added = 1;
+        }
     if (n > 5) luaL_addstring(&b, "; ...");
-    luaL_pushresult(&b);
+    luaL_pushresult(&b);                               /* list msg */
 }
 
 static int has_field(lua_State *L, int t, const char *k) {
