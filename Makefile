@@ -36,7 +36,7 @@ all: build
 
 help:
 	@echo "make run      build and run the default example strategy on the embedded exchange"
-	@echo "make test     install missing packages, build, run every spec; ends with 'N passed, N failed'"
+	@echo "make test     install missing packages, build, run every spec; ends with 'N passed, N failed, N skipped'"
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
@@ -87,7 +87,7 @@ embed: build
 
 # The test command: specs under Lua 5.4, then the C-level tests; one closing count.
 test: build
-	@$(RUN_ENV) $(LUA) spec/run.lua $(SPEC)
+	@$(RUN_ENV) $(LUA) spec/run.lua --build=$(BUILD) $(SPEC)
 
 lint: deps
 	luacheck -q lua spec examples bench
@@ -101,12 +101,15 @@ serve: build
 bench: build
 	@$(RUN_ENV) sh bench/run.sh
 
+# The sanitizers of `make asan`, `make check` and the fuzz targets.
+SANITIZE = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" build
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g $(SANITIZE) -fno-omit-frame-pointer" LDFLAGS="$(SANITIZE)" build
 	@# The ASan-linked polysim runs busted itself (polysim exec): no LD_PRELOAD, which child
 	@# processes (pkill, sh, polysim) would inherit and can deadlock in.
+	@# --build=build-asan: the C embedding tests run from there, ASan-linked too.
 	$(RUN_ENV) ASAN_OPTIONS=detect_leaks=0 POLYSIM_EXE="$(CURDIR)/build-asan/bin/polysim" \
-	  build-asan/bin/polysim exec spec/run.lua $(SPEC)
+	  build-asan/bin/polysim exec spec/run.lua --build=build-asan $(SPEC)
 
 check: test lint asan
 

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Short libFuzzer run of the WebSocket parser, for the test runner: builds build-fuzz/ws_fuzz
 # (make rule of `make fuzz`), fuzzes FUZZ_SECONDS (10) on a scratch copy of fuzz/corpus and
-# ends with "1 passed, 0 failed" or "0 passed, 1 failed" ("0 passed, 0 failed" when clang
+# ends with "1 passed, 0 failed" or "0 passed, 1 failed" ("0 passed, 0 failed, 1 skipped" when clang
 # is missing). Crash inputs are kept in build-fuzz/; nothing is written into the repository.
 cd "$(dirname "$0")/.." || exit 1
 secs=${FUZZ_SECONDS:-10}
 if ! command -v "${FUZZ_CC:-clang}" >/dev/null 2>&1; then
     echo "fuzz smoke: ${FUZZ_CC:-clang} not found, skipped"
-    echo "0 passed, 0 failed"
+    echo "0 passed, 0 failed, 1 skipped"
     exit 0
 fi
 tmp=$(mktemp -d) || exit 1
