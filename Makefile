@@ -16,7 +16,8 @@ LIBS   = $(shell pkg-config --libs libcurl libmicrohttpd 2>/dev/null || echo -lc
 XCFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(CWARNS) -I$(LUA_INCLUDE_DIR) -Iinclude $(CFLAGS)
 
 CORE_SRC = src/core.c src/json.c src/decimal.c src/errors.c src/loop.c src/http.c \
-           src/server.c src/ws.c src/sha1.c src/sys.c src/fswatch.c src/wsconn.c
+           src/server.c src/ws.c src/sha1.c src/sys.c src/fswatch.c src/wsconn.c \
+           src/header.c
 HOST_SRC = src/host.c
 CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HOST_OBJ = $(HOST_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -119,9 +120,9 @@ FUZZ_CC    ?= clang
 FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -I$(LUA_INCLUDE_DIR) -Isrc
-build-fuzz/ws_fuzz: fuzz/ws_fuzz.c src/ws.c src/sha1.c src/ws.h src/internal.h
+build-fuzz/ws_fuzz: fuzz/ws_fuzz.c src/ws.c src/sha1.c src/header.c src/ws.h src/internal.h
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/ws_fuzz.c src/ws.c src/sha1.c $(LUA_LIB)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/ws_fuzz.c src/ws.c src/sha1.c src/header.c $(LUA_LIB)
 
 fuzz: build-fuzz/ws_fuzz
 	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/

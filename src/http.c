@@ -8,6 +8,7 @@
 
 #include "loop.h"
 #include "errors.h"
+#include "header.h"
 
 #define TRANSFER_MT "polysim.Transfer"
 #define DEFAULT_MAX_SIZE (16L * 1024 * 1024)
@@ -111,8 +112,13 @@ void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result) {
 }
 
 /* Adds "Name: value" to the request headers; value NULL removes a header curl would add.
- * Values are never logged. */
-static void add_header(lua_State *L, ps_transfer *t, const char *name, const char *value) {
+ * A name that is not a token or a value with CR, LF or another control character raises
+ * (header.c's rule, shared with the WebSocket handshake). Values are never logged. */
+static void add_header(lua_State *L, ps_transfer *t, const char *name, size_t nlen,
+                       const char *value, size_t vlen) {
+    if (!ps_header_name_ok(name, nlen)) luaL_error(L, "request: bad header name '%s'", name);
+    if (value && !ps_header_value_ok(value, vlen))
+        luaL_error(L, "request: header '%s' has a control character (CR/LF not allowed)", name);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, name);
@@ -152,7 +158,8 @@ static int l_request(lua_State *L) {
     if (!method) method = "GET";
     luaL_argcheck(L, strlen(method) < 16, 1, "method too long");
     const char *body = opt_string(L, 1, "body", &blen);
-    const char *ua = opt_string(L, 1, "user_agent", NULL);
+    size_t ualen = 0;
+    const char *ua = opt_string(L, 1, "user_agent", &ualen);
     const char *httpv = opt_string(L, 1, "http_version", NULL);
     const char *cainfo = opt_string(L, 1, "cainfo", NULL);
     double timeout = opt_number(L, 1, "timeout", 30);
@@ -171,21 +178,29 @@ static int l_request(lua_State *L) {
     t->easy = curl_easy_init();
     if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
 
+    int has_ctype = 0;
     lua_getfield(L, 1, "headers");                     /* transfer headers */
     if (!lua_isnil(L, -1)) {
         luaL_checktype(L, -1, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, -2)) {                      /* transfer headers k v */
-            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
-                add_header(L, t, lua_tostring(L, -2), lua_tostring(L, -1));
-            else
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                size_t nl, vl;
+                const char *n = lua_tolstring(L, -2, &nl), *v = lua_tolstring(L, -1, &vl);
+                add_header(L, t, n, nl, v, vl);
+                if (nl == 12 && strncasecmp(n, "content-type", 12) == 0) has_ctype = 1;
+            } else
                 luaL_error(L, "request: headers must map strings to strings");
             lua_pop(L, 1);                             /* transfer headers k */
         }
     }
     lua_pop(L, 1);                                     /* transfer */
     /* curl adds "Expect: 100-continue" to large POSTs: one more round trip for nothing. */
-    add_header(L, t, "Expect", NULL);
+    add_header(L, t, "Expect", 6, NULL, 0);
+    /* A bodiless POST/DELETE still goes through curl's POSTFIELDS path below, which would
+     * label the empty body "application/x-www-form-urlencoded" (issue 8 bug 7). */
+    int bodiless = !body && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+    if (bodiless && !has_ctype) add_header(L, t, "Content-Type", 12, NULL, 0);
 
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -209,7 +224,11 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS);
-    if (ua) curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
+    if (ua) {
+        luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
+                      "user_agent has a control character (CR/LF not allowed)");
+        curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
+    }
     if (cainfo) curl_easy_setopt(e, CURLOPT_CAINFO, cainfo);
     if (body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);

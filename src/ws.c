@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "internal.h"
+#include "header.h"
 #include "ws.h"
 
 #define HANDSHAKE_MAX_HEADER 16384  /* response header bytes we wait for at most */
@@ -475,10 +476,6 @@ int ps_ws_make_key(char out[25]) {
     return 0;
 }
 
-static int is_tchar(int ch) { /* RFC 9110 token characters */
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
 
 static int visible_ascii(const char *s) { /* non-empty, 0x21..0x7E only */
     if (!*s) return 0;
@@ -491,10 +488,11 @@ static int visible_ascii(const char *s) { /* non-empty, 0x21..0x7E only */
 static int valid_header_lines(const char *s) {
     while (*s) {
         const char *name = s;
-        while (is_tchar((unsigned char)*s)) s++;
+        while (ps_header_tchar((unsigned char)*s)) s++;
         if (s == name || *s != ':') return 0;
-        for (s++; *s && *s != '\r'; s++)
-            if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7F) return 0;
+        const char *value = ++s;
+        while (*s && *s != '\r') s++;
+        if (!ps_header_value_ok(value, (size_t)(s - value))) return 0;
         if (s[0] != '\r' || s[1] != '\n') return 0;
         s += 2;
     }
@@ -589,7 +587,7 @@ int ps_ws_check_response(const char *resp, size_t n, const char *key, size_t *he
         if (!colon || colon == line) return refuse(err, "malformed header line");
         size_t nlen = (size_t)(colon - line);
         for (size_t j = 0; j < nlen; j++)
-            if (!is_tchar((unsigned char)line[j])) return refuse(err, "malformed header line");
+            if (!ps_header_tchar((unsigned char)line[j])) return refuse(err, "malformed header line");
         const char *v = colon + 1, *ve = le;
         while (v < ve && is_ows((unsigned char)*v)) v++;
         while (ve > v && is_ows((unsigned char)ve[-1])) ve--;
@@ -830,14 +828,12 @@ static size_t header_lines(lua_State *L, int t, char *out) {
         if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
             luaL_argerror(L, 3, "headers must map strings to strings");
         const char *name = lua_tolstring(L, -2, &nl), *value = lua_tolstring(L, -1, &vl);
-        int ok = nl > 0;
-        for (size_t j = 0; j < nl; j++) ok &= is_tchar((unsigned char)name[j]);
-        if (!ok) luaL_argerror(L, 3, lua_pushfstring(L, "bad header name '%s'", name));
+        if (!ps_header_name_ok(name, nl))
+            luaL_argerror(L, 3, lua_pushfstring(L, "bad header name '%s'", name));
         if (reserved_header(name, nl))
             luaL_argerror(L, 3, lua_pushfstring(L, "header '%s' is set by the handshake", name));
-        for (size_t j = 0; j < vl; j++)
-            if (((unsigned char)value[j] < 0x20 && value[j] != '\t') || value[j] == 0x7F)
-                luaL_argerror(L, 3, lua_pushfstring(L, "bad value for header '%s'", name));
+        if (!ps_header_value_ok(value, vl))
+            luaL_argerror(L, 3, lua_pushfstring(L, "bad value for header '%s'", name));
         if (out) {
             memcpy(out + total, name, nl);
             memcpy(out + total + nl, ": ", 2);

@@ -1,0 +1,66 @@
+-- core.request over loopback, straight from C (no client layer): header checks, bodiless
+-- methods, fresh connections, streaming and option conversions.
+local core = require "polysim.core"
+local H = require "helper"
+
+local loop = core.loop()
+
+-- Steps the loop until t is done (bounded), then returns t:result().
+local function wait(t, limit)
+  local deadline = core.monotime() + (limit or 5)
+  while not t:done() and core.monotime() < deadline do loop:step(0.05) end
+  assert(t:done(), "transfer did not finish")
+  return t:result()
+end
+
+describe("core.request", function()
+  local server, seen
+  setup(function()
+    server = H.fixture(function(req)
+      seen[#seen + 1] = req
+      return { status = 200, body = "ok" }
+    end)
+  end)
+  teardown(function() server:close() end)
+  before_each(function() seen = {} end)
+
+  local function get(opts)
+    opts.url = opts.url or H.url(server) .. "/x"
+    return wait(core.request(opts))
+  end
+
+  -- Issue 8 bug 5: "abc\r\nX-Injected: yes" reached the server as a header of its own.
+  it("refuses CR/LF in a header value, a header name and the user agent", function()
+    H.raises("control character", core.request,
+      { url = H.url(server), headers = { ["Idempotency-Key"] = "abc\r\nX-Injected: yes" } })
+    H.raises("control character", core.request,
+      { url = H.url(server), headers = { ["X-Client-Order-Id"] = "a\nb" } })
+    H.raises("bad header name", core.request,
+      { url = H.url(server), headers = { ["X-A\r\nX-Injected"] = "v" } })
+    H.raises("user_agent", core.request, { url = H.url(server), user_agent = "ua\r\nX-Injected: yes" })
+    H.raises("control character", core.request, { url = H.url(server), headers = { ["X-Z"] = "a\0b" } })
+    loop:step(0)
+    assert.equal(0, #seen)
+  end)
+
+  it("still sends tabs and ordinary values", function()
+    local r = assert(get { headers = { ["X-Tab"] = "a\tb", ["Idempotency-Key"] = "k-1" }, user_agent = "ua/1" })
+    assert.equal(200, r.status)
+    assert.equal("a\tb", seen[1].headers["x-tab"])
+    assert.equal("k-1", seen[1].headers["idempotency-key"])
+    assert.equal("ua/1", seen[1].headers["user-agent"])
+  end)
+
+  -- Issue 8 bug 7: curl's POSTFIELDS path added "Content-Type: application/x-www-form-urlencoded"
+  -- to bodiless DELETE/POST requests.
+  it("sends bodiless DELETE and POST without a form Content-Type", function()
+    assert(get { method = "DELETE" })
+    assert(get { method = "POST" })
+    assert(get { method = "POST", body = "{}", headers = { ["Content-Type"] = "application/json" } })
+    assert.equal("DELETE", seen[1].method)
+    assert.is_nil(seen[1].headers["content-type"])
+    assert.equal("POST", seen[2].method)
+    assert.is_nil(seen[2].headers["content-type"])
+    assert.equal("application/json", seen[3].headers["content-type"])
+  end)
+end)
