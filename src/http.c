@@ -102,13 +102,15 @@ void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->pin);         /* transfer */
     luaL_unref(L, LUA_REGISTRYINDEX, t->pin);
     t->pin = LUA_NOREF;
-    lua_getiuservalue(L, -1, 1);                       /* transfer on_done */
+    lua_getiuservalue(L, -1, 2);                       /* transfer on_error */
+    lua_getiuservalue(L, -2, 1);                       /* transfer on_error on_done */
     if (!lua_isfunction(L, -1)) {
-        lua_pop(L, 2);
+        lua_pop(L, 3);
         return;
     }
-    lua_insert(L, -2);                                 /* on_done transfer */
-    ps_loop_pcall(loop, 1, 0);
+    lua_pushvalue(L, -3);                              /* transfer on_error on_done transfer */
+    ps_loop_call(loop, L, 1, 0, -3);                      /* transfer on_error */
+    lua_pop(L, 2);
 }
 
 /* Adds "Name: value" to the request headers; value NULL removes a header curl would add.
@@ -147,7 +149,9 @@ static const char *opt_string(lua_State *L, int opts, const char *key, size_t *l
 }
 
 /* core.request{ method=, url=, headers={}, body=, timeout=, connect_timeout=, max_size=,
- *               user_agent=, http_version="1.1"|"2", cainfo=, on_done=fn } -> transfer */
+ *               user_agent=, http_version="1.1"|"2", cainfo=, on_done=fn, on_error=fn }
+ *   -> transfer. on_done(transfer) runs when it ends; an error it raises goes to
+ *   on_error(err), else to loop:on_error. */
 static int l_request(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     ps_loop *loop = ps_loop_get(L);
@@ -166,12 +170,14 @@ static int l_request(lua_State *L) {
     double ctimeout = opt_number(L, 1, "connect_timeout", 10);
     double max_size = opt_number(L, 1, "max_size", (double)DEFAULT_MAX_SIZE);
 
-    ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 1); /* transfer */
+    ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 2); /* transfer */
     memset(t, 0, sizeof *t);
     t->pin = LUA_NOREF;
     luaL_setmetatable(L, TRANSFER_MT);
     lua_getfield(L, 1, "on_done");
     lua_setiuservalue(L, -2, 1);                       /* transfer */
+    lua_getfield(L, 1, "on_error");                    /* on_done's errors (else loop:on_error) */
+    lua_setiuservalue(L, -2, 2);                       /* transfer */
     t->loop = loop;
     t->max_size = (size_t)max_size;
     strcpy(t->method, method);

@@ -35,6 +35,10 @@ void ps_wsconn_open(lua_State *L);
 void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                  lua_CFunction close, lua_CFunction tostring);
 
+/* loop.c: the one traceback message handler (lua_pcall's msgh): a string error gets a
+ * traceback, any other error value passes through. */
+int ps_traceback(lua_State *L);
+
 /* json.c -------------------------------------------------------------------------------- */
 /* Decodes JSON text. Success: pushes the value, returns 1. Failure: pushes nothing, returns
  * 0 with a message in err. Never raises except on memory exhaustion. */

@@ -2,6 +2,7 @@
  * callbacks, libmicrohttpd through a ps_source, and Lua-level fd watches and timers. The
  * epoll fd itself is what an embedding program polls. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,12 +43,10 @@ struct ps_loop {
     lua_State *L;            /* valid during step() */
     int depth;
     int in_curl;
-    int has_error;
     int closed;
 };
 
 static char loop_key;        /* registry: the state's loop userdata */
-static char error_key;       /* registry: first callback error of the running step */
 
 double ps_monotime(void) {
     struct timespec ts;
@@ -170,11 +169,12 @@ static void heap_swap(ps_timer *a, ps_timer *b) {
     *b = t;
 }
 
-static void heap_push(ps_loop *loop, double due, lua_Integer id) {
+/* 0 when out of memory (the timer is not armed). */
+static int heap_push(ps_loop *loop, double due, lua_Integer id) {
     if (loop->ntimers == loop->captimers) {
         size_t cap = loop->captimers ? loop->captimers * 2 : 16;
         ps_timer *t = realloc(loop->timers, cap * sizeof *t);
-        if (!t) return;
+        if (!t) return 0;
         loop->timers = t;
         loop->captimers = cap;
     }
@@ -184,6 +184,7 @@ static void heap_push(ps_loop *loop, double due, lua_Integer id) {
         heap_swap(&loop->timers[(i - 1) / 2], &loop->timers[i]);
         i = (i - 1) / 2;
     }
+    return 1;
 }
 
 static ps_timer heap_pop(ps_loop *loop) {
@@ -203,7 +204,9 @@ static ps_timer heap_pop(ps_loop *loop) {
 
 /* ---- Lua callbacks ------------------------------------------------------------------- */
 
-static int traceback(lua_State *L) {
+/* The one traceback message handler of the core (internal.h): strings get a traceback,
+ * error objects pass through unchanged. */
+int ps_traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg) luaL_traceback(L, L, msg, 1);
     else if (!lua_isnoneornil(L, 1)) return 1;       /* error objects pass through */
@@ -211,21 +214,46 @@ static int traceback(lua_State *L) {
     return 1;
 }
 
-int ps_loop_pcall(ps_loop *loop, int nargs, int nresults) {
-    lua_State *L = loop->L;
+/* Hands the error at the top of L (popped) to its owner: the function at stack index eh
+ * when there is one, else the loop's on_error (loop:on_error(fn)), else stderr. A handler
+ * that fails itself is reported on stderr with the original error. Never raises. */
+static void report_error(ps_loop *loop, lua_State *L, int eh) {
+    int err = lua_gettop(L);                           /* ... err */
+    if (eh && lua_isfunction(L, eh)) lua_pushvalue(L, eh);          /* ... err h */
+    else {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);  /* ... err loop */
+        if (lua_touserdata(L, -1) == loop) lua_getiuservalue(L, -1, 2); /* ... err loop h */
+        else lua_pushnil(L);
+        lua_remove(L, -2);                             /* ... err h */
+    }
+    if (lua_isfunction(L, -1)) {
+        lua_pushvalue(L, err);                         /* ... err h err */
+        if (lua_pcall(L, 1, 0, 0) == LUA_OK) {         /* ... err */
+            lua_settop(L, err - 1);
+            return;
+        }
+        fprintf(stderr, "polysim: the loop's error handler failed: %s\n",
+                lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    }
+    fprintf(stderr, "polysim: loop callback failed: %s\n",
+            lua_isstring(L, err) ? lua_tostring(L, err) : luaL_typename(L, err));
+    lua_settop(L, err - 1);                            /* ... */
+}
+
+int ps_loop_call(ps_loop *loop, lua_State *L, int nargs, int nresults, int eh) {
+    if (eh) eh = lua_absindex(L, eh);
     int base = lua_gettop(L) - nargs;                  /* ... fn args */
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, ps_traceback);
     lua_insert(L, base);                               /* ... tb fn args */
     int rc = lua_pcall(L, nargs, nresults, base);
     lua_remove(L, base);                               /* ... results | err */
     if (rc == LUA_OK) return 1;
-    if (!loop->has_error) {
-        loop->has_error = 1;
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key); /* ... */
-    } else {
-        lua_pop(L, 1);
-    }
+    report_error(loop, L, eh);                         /* ... */
     return 0;
+}
+
+int ps_loop_pcall(ps_loop *loop, int nargs, int nresults) {
+    return ps_loop_call(loop, loop->L, nargs, nresults, 0);
 }
 
 /* The loop's uservalue 1 maps ids to Lua callbacks of timers and watches. */
@@ -246,11 +274,12 @@ static void lua_watch_cb(ps_loop *loop, void *ud, uint32_t events) {
         lua_pop(L, 1);
         return;
     }
-    lua_rawgeti(L, -1, 1);                             /* entry fn */
-    lua_remove(L, -2);                                 /* fn */
+    lua_rawgeti(L, -1, 3);                             /* entry eh */
+    lua_rawgeti(L, -2, 1);                             /* entry eh fn */
     lua_pushstring(L, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (events & EPOLLOUT) ? "rw"
-                      : (events & EPOLLOUT) ? "w" : "r"); /* fn ev */
-    ps_loop_pcall(loop, 1, 0);
+                      : (events & EPOLLOUT) ? "w" : "r"); /* entry eh fn ev */
+    ps_loop_call(loop, L, 1, 0, -3);                      /* entry eh */
+    lua_pop(L, 2);                                     /* (empty) */
 }
 
 /* ---- step ---------------------------------------------------------------------------- */
@@ -280,9 +309,17 @@ static void run_timers(ps_loop *loop) {
         lua_rawgeti(L, -1, t.id);                      /* cbs fn|nil */
         lua_pushnil(L);
         lua_rawseti(L, -3, t.id);                      /* cbs fn|nil */
-        lua_remove(L, -2);                             /* fn|nil */
-        if (lua_isfunction(L, -1)) ps_loop_pcall(loop, 0, 0);
-        else lua_pop(L, 1);                            /* cancelled */
+        lua_remove(L, -2);                             /* fn|entry|nil */
+        if (lua_istable(L, -1)) {                      /* {fn, false, eh}: with a handler */
+            lua_rawgeti(L, -1, 3);                     /* entry eh */
+            lua_rawgeti(L, -2, 1);                     /* entry eh fn */
+            ps_loop_call(loop, L, 0, 0, -2);              /* entry eh */
+            lua_pop(L, 2);
+        } else if (lua_isfunction(L, -1)) {
+            ps_loop_pcall(loop, 0, 0);
+        } else {
+            lua_pop(L, 1);                             /* cancelled */
+        }
     }
 }
 
@@ -338,7 +375,9 @@ ps_loop *ps_loop_check(lua_State *L, int idx) {
 CURLM *ps_loop_multi(ps_loop *loop) { return loop->multi; }
 lua_State *ps_loop_state(ps_loop *loop) { return loop->L; }
 
-/* loop:step([timeout]) -> number of fd events. Raises the first callback error. */
+/* loop:step([timeout]) -> number of fd events. A callback's error never comes out of here:
+ * it goes to that callback's own handler, else to loop:on_error's, else to stderr (issue 8
+ * bug 2: the first error used to be raised from whatever step() ran next). */
 static int l_step(lua_State *L) {
     ps_loop *loop = ps_loop_check(L, 1);
     double timeout = luaL_optnumber(L, 2, -1);
@@ -348,29 +387,52 @@ static int l_step(lua_State *L) {
     int n = loop_step(loop, timeout);
     loop->depth--;
     loop->L = saved;
-    if (loop->has_error && loop->depth == 0) {
-        loop->has_error = 0;
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &error_key);
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);
-        return lua_error(L);
-    }
     lua_pushinteger(L, n);
     return 1;
 }
 
-/* loop:timer(seconds, fn) -> id */
+/* loop:on_error([fn]) -> previous fn | nil: sets (fn) or clears (nil) the handler of errors
+ * raised by callbacks that have none of their own; it gets the error (with a traceback). */
+static int l_on_error(lua_State *L) {
+    ps_loop_check(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lua_getiuservalue(L, 1, 2);                        /* loop fn old */
+    lua_insert(L, 2);                                  /* loop old fn */
+    lua_setiuservalue(L, 1, 2);                        /* loop old */
+    return 1;
+}
+
+/* Deadlines from seconds: clamps what a double can hold but a timer cannot use. */
+static double due_in(double secs) {
+    if (!(secs < 1e12)) secs = 1e12;                   /* ~31,700 years; also NaN */
+    return ps_monotime() + secs;
+}
+
+/* loop:timer(seconds, fn [, on_error]) -> id; on_error(err) gets fn's error. */
 static int l_timer(lua_State *L) {
     ps_loop *loop = ps_loop_check(L, 1);
     double secs = luaL_checknumber(L, 2);
     luaL_argcheck(L, secs >= 0, 2, "delay must not be negative");
     luaL_checktype(L, 3, LUA_TFUNCTION);
+    int has_eh = !lua_isnoneornil(L, 4);
+    if (has_eh) luaL_checktype(L, 4, LUA_TFUNCTION);
     lua_Integer id = ++loop->next_id;
+    if (!heap_push(loop, due_in(secs), id)) return luaL_error(L, "timer: out of memory");
     lua_getiuservalue(L, 1, 1);                        /* cbs */
-    lua_pushvalue(L, 3);
+    if (has_eh) {
+        lua_createtable(L, 3, 0);                      /* cbs entry */
+        lua_pushvalue(L, 3);
+        lua_rawseti(L, -2, 1);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, 2);
+        lua_pushvalue(L, 4);
+        lua_rawseti(L, -2, 3);                         /* cbs entry */
+    } else {
+        lua_pushvalue(L, 3);                           /* cbs fn */
+    }
     lua_rawseti(L, -2, id);                            /* cbs */
     lua_pop(L, 1);
-    heap_push(loop, ps_monotime() + secs, id);
     lua_pushinteger(L, id);
     return 1;
 }
@@ -391,23 +453,27 @@ static int l_cancel(lua_State *L) {
     return 0;
 }
 
-/* loop:watch(fd, "r"|"w"|"rw", fn) -> id; fn(events) runs on readiness. */
+/* loop:watch(fd, "r"|"w"|"rw", fn [, on_error]) -> id; fn(events) runs on readiness,
+ * on_error(err) gets its errors. */
 static int l_watch(lua_State *L) {
     ps_loop *loop = ps_loop_check(L, 1);
     int fd = (int)luaL_checkinteger(L, 2);
     const char *mode = luaL_checkstring(L, 3);
     luaL_checktype(L, 4, LUA_TFUNCTION);
+    if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TFUNCTION);
     uint32_t ev = (strchr(mode, 'r') ? EPOLLIN : 0) | (strchr(mode, 'w') ? EPOLLOUT : 0);
     luaL_argcheck(L, ev != 0, 3, "mode must be \"r\", \"w\" or \"rw\"");
     lua_Integer id = ++loop->next_id;
     ps_watch *w = ps_loop_watch(loop, fd, ev, lua_watch_cb, (void *)(intptr_t)id);
     if (!w) return luaL_error(L, "watch: cannot watch fd %d: %s", fd, strerror(errno));
     lua_getiuservalue(L, 1, 1);                        /* cbs */
-    lua_createtable(L, 2, 0);                          /* cbs entry */
+    lua_createtable(L, 3, 0);                          /* cbs entry */
     lua_pushvalue(L, 4);
     lua_rawseti(L, -2, 1);
     lua_pushlightuserdata(L, w);
-    lua_rawseti(L, -2, 2);                             /* cbs entry */
+    lua_rawseti(L, -2, 2);
+    lua_pushvalue(L, 5);
+    lua_rawseti(L, -2, 3);                             /* cbs entry = {fn, w, on_error} */
     lua_rawseti(L, -2, id);                            /* cbs */
     lua_pop(L, 1);
     lua_pushinteger(L, id);
@@ -463,7 +529,7 @@ ps_loop *ps_loop_get(lua_State *L) {
         return loop;
     }
     lua_pop(L, 1);
-    ps_loop *loop = lua_newuserdatauv(L, sizeof *loop, 1); /* loop */
+    ps_loop *loop = lua_newuserdatauv(L, sizeof *loop, 2); /* loop: 1 cbs, 2 on_error */
     memset(loop, 0, sizeof *loop);
     loop->epfd = -1;
     loop->curl_due = -1;
@@ -491,7 +557,8 @@ static int l_get(lua_State *L) {
 void ps_loop_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"step", l_step},   {"timer", l_timer}, {"cancel", l_cancel}, {"watch", l_watch},
-        {"fd", l_fd},       {"timeout", l_timeout}, {"now", l_now},  {NULL, NULL},
+        {"fd", l_fd},       {"timeout", l_timeout}, {"now", l_now},  {"on_error", l_on_error},
+        {NULL, NULL},
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     ps_newclass(L, LOOP_MT, methods, l_gc, NULL, l_tostring);

@@ -33,8 +33,14 @@ void ps_loop_unwatch(ps_loop *loop, ps_watch *w); /* safe inside a callback */
 void ps_loop_add_source(ps_loop *loop, ps_source *src);
 void ps_loop_remove_source(ps_loop *loop, ps_source *src);
 
-/* Calls the function below nargs arguments on ps_loop_state(loop) under a traceback
- * handler. On error the message is kept and raised when step() returns; returns 0. */
+/* Calls the function below nargs arguments on L (ps_loop_state(loop) during a step, or the
+ * caller's state outside one) under ps_traceback (luv's
+ * luv_cfpcall model). Success: the results replace fn and args, returns 1. Error: fn and
+ * args are popped, the error goes to the function at stack index eh (its owner's handler;
+ * 0 or a non-function: none), else to the loop's on_error, else to stderr; returns 0.
+ * Never raises, and no error is kept for a later step(). */
+int ps_loop_call(ps_loop *loop, lua_State *L, int nargs, int nresults, int eh);
+/* ps_loop_call on ps_loop_state(loop) without an owner's handler. */
 int ps_loop_pcall(ps_loop *loop, int nargs, int nresults);
 
 /* Hook run for each finished curl transfer (http.c). */

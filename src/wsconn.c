@@ -77,32 +77,30 @@ typedef struct ps_wsconn ps_wsconn;
 /* ---- helpers ------------------------------------------------------------------------- */
 
 /* Calls callback `name` of c with the connection (server role) and nargs values already on
- * the stack of L. Pops them. Errors: through ps_loop_pcall during a step, else dropped. */
+ * the stack of L. Pops them. Its error goes to the callbacks table's on_error(err), else to
+ * loop:on_error (ps_loop_call); outside a step (a close from Lua) the same handlers run. */
 static void call_cb(ps_wsconn *c, lua_State *L, const char *name, int nargs) {
     if (!L || c->ref == LUA_NOREF) {
         if (L) lua_pop(L, nargs);
         return;
     }
+    int args = lua_gettop(L) - nargs + 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);          /* args ud */
     lua_getiuservalue(L, -1, 1);                        /* args ud cbs */
     if (!lua_istable(L, -1) || lua_getfield(L, -1, name) != LUA_TFUNCTION) {
-        lua_pop(L, lua_istable(L, -1) ? 3 : 2);
-        lua_pop(L, nargs);
+        lua_settop(L, args - 1);
         return;
     }                                                   /* args ud cbs fn */
-    lua_remove(L, -2);                                  /* args ud fn */
-    lua_insert(L, -2 - nargs);                          /* fn args ud */
+    lua_getfield(L, -2, "on_error");                    /* args ud cbs fn eh */
+    lua_replace(L, -3);                                 /* args ud eh fn */
+    lua_rotate(L, args, 3);                             /* ud eh fn args */
     if (c->role == PS_WS_SERVER) {
-        lua_insert(L, -1 - nargs);                      /* fn ud args */
+        lua_pushvalue(L, args);                         /* ud eh fn args ud */
+        lua_rotate(L, args + 3, 1);                     /* ud eh fn ud args */
         nargs++;
-    } else {
-        lua_pop(L, 1);                                  /* fn args */
     }
-    if (ps_loop_state(c->loop) == L) {
-        ps_loop_pcall(c->loop, nargs, 0);
-    } else if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
-        lua_pop(L, 1);
-    }
+    ps_loop_call(c->loop, L, nargs, 0, args + 1);       /* ud eh */
+    lua_settop(L, args - 1);
 }
 
 static void set_events(ps_wsconn *c, uint32_t ev) {
