@@ -6,6 +6,7 @@ local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local errors = require "polysim.errors"
 local paginate = require "polysim.paginate"
+local options = require "polysim.opts"
 
 local decimal = core.decimal
 local error, ipairs, pairs, pcall, setmetatable, tostring, type = error, ipairs, pairs, pcall, setmetatable, tostring, type
@@ -32,7 +33,8 @@ end
 ---------------------------------------------------------------------------------------------
 -- argument helpers
 
-local function argerr(fname, msg) error(fname .. ": " .. msg, 3) end
+-- Argument errors point at the caller's line (the first frame outside polysim's files).
+local argerr = options.error
 
 local function check_string(fname, name, v, optional)
   if v == nil and optional then return nil end
@@ -93,11 +95,7 @@ local function check_bool(fname, name, v)
 end
 
 -- Raises for option names the function does not know, so that typos are caught.
-local function check_keys(fname, t, allowed)
-  for k in pairs(t) do
-    if not allowed[k] then argerr(fname, "unknown option '" .. tostring(k) .. "'") end
-  end
-end
+local check_keys = options.check
 
 local function set(list)
   local s = {}
@@ -148,33 +146,29 @@ local NEW_OPTIONS = set {
 }
 
 function _M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("new: options must be a table", 2) end
-  for k in pairs(opts) do
-    if not NEW_OPTIONS[k] then error("new: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  opts = check_keys("new", opts or {}, NEW_OPTIONS)
   local api_key = opts.api_key
   if api_key == nil then api_key = os.getenv "POLYSIM_API_KEY" end
   if api_key == "" then api_key = nil end
-  if api_key ~= nil and type(api_key) ~= "string" then error("new: api_key must be a string", 2) end
-  if opts.bearer ~= nil and type(opts.bearer) ~= "string" then error("new: bearer must be a string", 2) end
+  if api_key ~= nil and type(api_key) ~= "string" then argerr("new", "api_key must be a string") end
+  if opts.bearer ~= nil and type(opts.bearer) ~= "string" then argerr("new", "bearer must be a string") end
   local base_url = opts.base_url or os.getenv "POLYSIM_BASE_URL" or DEFAULT_BASE_URL
-  if type(base_url) ~= "string" then error("new: base_url must be a string", 2) end
+  if type(base_url) ~= "string" then argerr("new", "base_url must be a string") end
   base_url = base_url:gsub("/+$", "")
   local scheme, host = base_url:match("^(https?)://([^/:]+)")
   if not scheme then
     host = base_url:match("^https?://(%[[^%]]+%])")
     scheme = base_url:match("^(https?)://")
   end
-  if not scheme or not host then error("new: base_url must be an http:// or https:// URL", 2) end
+  if not scheme or not host then argerr("new", "base_url must be an http:// or https:// URL") end
   if scheme == "http" and not is_loopback(host) and not opts.allow_insecure and (api_key or opts.bearer) then
-    error("new: refusing to send the API key over plain http:// to " .. host ..
-      " (use https://, or set allow_insecure = true)", 2)
+    argerr("new", "refusing to send the API key over plain http:// to " .. host ..
+      " (use https://, or set allow_insecure = true)")
   end
   local function num(name, dflt, lo)
     local v = opts[name]
     if v == nil then return dflt end
-    if type(v) ~= "number" or v < lo then error("new: " .. name .. " must be a number >= " .. lo, 3) end
+    if type(v) ~= "number" or v < lo then argerr("new", name .. " must be a number >= " .. lo) end
     return v
   end
   local self = {
@@ -319,9 +313,13 @@ function methods:_call(method, path, spec)
   return nil, err
 end
 
-local function pathseg(fname, name, v)
-  if type(v) == "number" and math_type(v) == "integer" then v = tostring(v) end
-  check_string(fname, name, v)
+-- A path segment: a non-empty string; ids the server itself numbers (orders, keys) may also
+-- be integers.
+local function pathseg(fname, name, v, int_ok)
+  if int_ok and math_type(v) == "integer" then return tostring(v) end
+  if type(v) ~= "string" or v == "" then
+    argerr(fname, name .. " must be a non-empty string" .. (int_ok and " or an integer" or ""))
+  end
   return urlencode(v)
 end
 
@@ -362,10 +360,10 @@ function methods:markets(p)
 end
 
 function methods:market(id, p)
-  pathseg("market", "condition_id", id)
+  local seg = pathseg("market", "condition_id", id)
   p = check_table("market", "params", p, true)
   check_keys("market", p, set { "include_book" })
-  return self:_call("GET", "/v1/markets/" .. urlencode(id),
+  return self:_call("GET", "/v1/markets/" .. seg,
     { query = { include_book = check_bool("market", "include_book", p.include_book) } })
 end
 
@@ -499,7 +497,7 @@ function methods:place_orders(list)
     local ok, body = pcall(order_body, "place_orders", o)
     if not ok then
       local msg = tostring(body):gsub("^.-:%d+: ", ""):gsub("^place_orders: ", "place_orders: orders[" .. i .. "]: ")
-      error(msg, 2)
+      argerr(nil, msg)
     end
     body.client_order_id = body.client_order_id or uuid4()
     orders[i] = body
@@ -508,7 +506,7 @@ function methods:place_orders(list)
 end
 
 function methods:order(id)
-  return self:_call("GET", "/v1/orders/" .. pathseg("order", "order_id", id))
+  return self:_call("GET", "/v1/orders/" .. pathseg("order", "order_id", id, true))
 end
 
 local STATUSES = { "PENDING", "FILLED", "CANCELLED", "EXPIRED" }
@@ -542,7 +540,7 @@ function methods:orders(p)
 end
 
 function methods:cancel_order(id)
-  return self:_call("DELETE", "/v1/orders/" .. pathseg("cancel_order", "order_id", id))
+  return self:_call("DELETE", "/v1/orders/" .. pathseg("cancel_order", "order_id", id, true))
 end
 
 -- Cancelling everything twice is harmless, so these retry like idempotent calls.
@@ -683,15 +681,15 @@ function methods:bootstrap(p)
 end
 
 function methods:revoke_key(id)
-  return self:_call("DELETE", "/v1/keys/" .. pathseg("revoke_key", "key_id", id), { auth = "either" })
+  return self:_call("DELETE", "/v1/keys/" .. pathseg("revoke_key", "key_id", id, true), { auth = "either" })
 end
 
 function methods:rotate_key(id)
-  return self:_call("POST", "/v1/keys/" .. pathseg("rotate_key", "key_id", id) .. "/rotate", { auth = "either" })
+  return self:_call("POST", "/v1/keys/" .. pathseg("rotate_key", "key_id", id, true) .. "/rotate", { auth = "either" })
 end
 
 function methods:rename_key(id, name)
-  local seg = pathseg("rename_key", "key_id", id)
+  local seg = pathseg("rename_key", "key_id", id, true)
   return self:_call("PATCH", "/v1/keys/" .. seg,
     { auth = "either", body = { name = check_string("rename_key", "name", name) } })
 end
