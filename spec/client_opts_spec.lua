@@ -49,7 +49,8 @@ describe("client argument errors", function()
 
   it("point at the caller's line for checks made deep inside (values, batches, new)", function()
     local line
-    local err = error_of(function() line = here(); client:place_order { market_id = "m", side = "buy", outcome = "Yes", quantity = 1, price = "0.5" } end)
+    local bad = { market_id = "m", side = "buy", outcome = "Yes", quantity = 1, price = "0.5" }
+    local err = error_of(function() line = here(); client:place_order(bad) end)
     assert.matches("client_opts_spec.lua:" .. line .. ": place_order: side must be", err)
     err = error_of(function() line = here(); client:place_orders { { market_id = "m", side = "HOLD" } } end)
     assert.matches("client_opts_spec.lua:" .. line .. ": place_orders: orders%[1%]: side must be", err)

@@ -9,7 +9,7 @@ local paginate = require "polysim.paginate"
 local options = require "polysim.opts"
 
 local decimal = core.decimal
-local error, ipairs, pairs, pcall, setmetatable, tostring, type = error, ipairs, pairs, pcall, setmetatable, tostring, type
+local ipairs, pairs, pcall, setmetatable, tostring, type = ipairs, pairs, pcall, setmetatable, tostring, type
 local math_type, string_format, table_concat, table_sort = math.type, string.format, table.concat, table.sort
 
 local _M = { VERSION = core.VERSION }

@@ -29,7 +29,7 @@ local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local options = require "polysim.opts"
 
-local error, ipairs, pairs, setmetatable, tostring, type = error, ipairs, pairs, setmetatable, tostring, type
+local error, ipairs, setmetatable, tostring, type = error, ipairs, setmetatable, tostring, type
 local min, pcall = math.min, pcall
 
 local _M = {}
