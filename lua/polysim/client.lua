@@ -6,10 +6,11 @@ local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local errors = require "polysim.errors"
 local paginate = require "polysim.paginate"
+local retry = require "polysim.retry"
 local options = require "polysim.opts"
 
 local decimal = core.decimal
-local ipairs, pairs, pcall, setmetatable, tostring, type = ipairs, pairs, pcall, setmetatable, tostring, type
+local error, ipairs, pairs, pcall, setmetatable, tostring, type = error, ipairs, pairs, pcall, setmetatable, tostring, type
 local math_type, string_format, table_concat, table_sort = math.type, string.format, table.concat, table.sort
 
 local _M = { VERSION = core.VERSION }
@@ -89,6 +90,11 @@ local function check_table(fname, name, v, optional)
   return v
 end
 
+local function check_function(fname, name, v)
+  if type(v) ~= "function" then argerr(fname, name .. " must be a function") end
+  return v
+end
+
 local function check_bool(fname, name, v)
   if v ~= nil and type(v) ~= "boolean" then argerr(fname, name .. " must be a boolean") end
   return v
@@ -142,8 +148,17 @@ end
 local NEW_OPTIONS = set {
   "api_key", "bearer", "base_url", "timeout", "connect_timeout", "max_retries", "retry_base",
   "retry_cap", "user_agent", "allow_insecure", "max_size", "logger", "retry_not_found",
-  "http_version", "cainfo",
+  "http_version", "cainfo", "transport", "sleep", "deadline",
 }
+
+-- Header values are built from these strings: CR, LF or any other control character would
+-- end the header line and start one of the caller's making (header injection).
+local function check_header_value(fname, name, v)
+  if type(v) == "string" and v:find("[%c\127]") then
+    argerr(fname, name .. " must not contain control characters (CR, LF, ...)")
+  end
+  return v
+end
 
 function _M.new(opts)
   opts = check_keys("new", opts or {}, NEW_OPTIONS)
@@ -168,18 +183,24 @@ function _M.new(opts)
   local function num(name, dflt, lo)
     local v = opts[name]
     if v == nil then return dflt end
-    if type(v) ~= "number" or v < lo then argerr("new", name .. " must be a number >= " .. lo) end
+    if type(v) ~= "number" or v ~= v or v < lo or v == math.huge then
+      argerr("new", name .. " must be a finite number >= " .. lo)
+    end
     return v
   end
   local self = {
     base_url = base_url,
     timeout = num("timeout", 15, 0.001),
     connect_timeout = num("connect_timeout", 5, 0.001),
-    max_retries = math.floor(num("max_retries", 3, 0)),
+    max_retries = retry.count(num("max_retries", 3, 0)),
     retry_base = num("retry_base", 0.25, 0),
     retry_cap = num("retry_cap", 8, 0),
     max_size = math.floor(num("max_size", 16 * 1024 * 1024, 1)),
-    user_agent = opts.user_agent or USER_AGENT,
+    user_agent = opts.user_agent ~= nil and check_header_value("new", "user_agent",
+      check_string("new", "user_agent", opts.user_agent)) or USER_AGENT,
+    transport = opts.transport ~= nil and check_function("new", "transport", opts.transport) or nil,
+    sleep = opts.sleep ~= nil and check_function("new", "sleep", opts.sleep) or ploop.sleep,
+    deadline = opts.deadline ~= nil and num("deadline", nil, 0.001) or nil,
     retry_not_found = opts.retry_not_found and true or false,
     http_version = opts.http_version,
     cainfo = opts.cainfo,
@@ -203,51 +224,72 @@ function methods:has_key() return secrets[self].api_key ~= nil end
 ---------------------------------------------------------------------------------------------
 -- the request engine
 
-local IDEMPOTENT = set { "GET", "HEAD", "DELETE", "PUT", "PATCH", "OPTIONS" }
-
 local function log(self, level, msg)
   if self.logger then self.logger(level, msg) end
 end
 
--- Full-jitter exponential back-off: uniform in [d/2, d] with d = base * 2^(attempt-1).
-local function backoff(self, attempt)
-  local d = self.retry_base * (2 ^ (attempt - 1))
-  if d > self.retry_cap then d = self.retry_cap end
+local function uniform()
   local r = core.random_bytes(2)
-  local u = (r:byte(1) * 256 + r:byte(2)) / 65535
-  return d / 2 + u * d / 2
+  return (r:byte(1) * 256 + r:byte(2)) / 65535
 end
 
-local function one_attempt(self, method, url, headers, body)
+local function http_attempt(self, method, url, headers, body, fresh)
   return ploop.await(function(on_done)
     core.request {
       method = method, url = url, headers = headers, body = body,
       timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
       user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
-      on_done = on_done,
+      fresh = fresh, on_done = on_done,
     }
   end)
 end
 
+-- The in-process transport: fn(method, path_with_query, headers, body) -> status, headers,
+-- body | nil, errcode, message. Its answer is shaped like core.request's (header names in
+-- lower case) so that everything after it runs unchanged.
+local function transport_attempt(self, method, pq, headers, body)
+  local ok, status, rh, rbody = pcall(self.transport, method, pq, headers, body)
+  if not ok then
+    return nil, errors.new { status = 0, code = "TRANSPORT_ERROR", message = "transport raised: " .. tostring(status) }
+  end
+  if status == nil then
+    return nil, errors.new { status = 0, code = type(rh) == "string" and rh or "TRANSPORT_ERROR",
+      message = type(rbody) == "string" and rbody or "the transport failed" }
+  end
+  if math_type(status) ~= "integer" then
+    return nil, errors.new { status = 0, code = "TRANSPORT_ERROR",
+      message = "transport returned a status that is not an integer: " .. tostring(status) }
+  end
+  local h = {}
+  if type(rh) == "table" then
+    for k, v in pairs(rh) do
+      if type(k) == "string" then h[k:lower()] = tostring(v) end
+    end
+  end
+  if type(rbody) == "table" then rbody = core.json_encode(rbody) end
+  return { status = status, headers = h, body = type(rbody) == "string" and rbody or "" }
+end
+
 -- spec: { query=, body= (table, JSON-encoded), auth = "key"|"bearer"|"either"|"none",
 --         idempotency_key=, retry_safe = true (repeating it cannot do harm),
---         raw = true (return the body string) }
+--         raw = true (return the body string), order = client_order_id (the call creates
+--         an order: a failure whose outcome is unknown says maybe_filled) }
 function methods:_call(method, path, spec)
   spec = spec or {}
   local secret = secrets[self]
-  local url = self.base_url .. path .. (spec.query and query_string(spec.query) or "")
+  local pq = spec.query and path .. query_string(spec.query) or path
   local headers = { Accept = "application/json" }
   local auth = spec.auth or "key"
   if auth == "key" or (auth == "either" and secret.api_key) then
     if not secret.api_key then
-      return nil, errors.new { status = 0, code = "MISSING_API_KEY", method = method, path = path,
+      return nil, errors.new { status = 0, code = "MISSING_API_KEY", method = method, path = path, local_error = true,
         message = "no API key: pass api_key to polysim.new or set POLYSIM_API_KEY" }
     end
     headers["X-API-Key"] = secret.api_key
   elseif auth == "bearer" or auth == "either" then
     local token = spec.bearer or secret.bearer
     if not token then
-      return nil, errors.new { status = 0, code = "MISSING_BEARER", method = method, path = path,
+      return nil, errors.new { status = 0, code = "MISSING_BEARER", method = method, path = path, local_error = true,
         message = "this call needs a Bearer token (the bearer option)" }
     end
     headers["Authorization"] = "Bearer " .. token
@@ -257,57 +299,73 @@ function methods:_call(method, path, spec)
     body = core.json_encode(spec.body)
     headers["Content-Type"] = "application/json"
   end
-  if spec.idempotency_key then headers["Idempotency-Key"] = spec.idempotency_key end
-  local may_retry = IDEMPOTENT[method] or spec.idempotency_key ~= nil or spec.retry_safe
+  local ikey = spec.idempotency_key
+  if ikey then headers["Idempotency-Key"] = ikey end
+  local may_repeat = retry.idempotent[method] or ikey ~= nil or spec.retry_safe or false
+  -- Not safe to repeat: a fresh connection, so that curl never re-sends it by itself.
+  local fresh = not may_repeat or nil
+  local transport, url = self.transport, nil
+  if not transport then url = self.base_url .. pq end
 
   local stats = self._stats
   stats.requests = stats.requests + 1
-  local attempt, err = 0
+  local started = self.deadline and core.monotime()
+  local attempt, maybe_sent, err = 0, false
   while true do
     attempt = attempt + 1
     stats.attempts = stats.attempts + 1
-    local resp, terr = one_attempt(self, method, url, headers, body)
+    local resp, terr
+    if transport then resp, terr = transport_attempt(self, method, pq, headers, body)
+    else resp, terr = http_attempt(self, method, url, headers, body, fresh) end
     if resp then
       stats.connections_opened = stats.connections_opened + (resp.connects or 0)
-      local rl = core.decode_ratelimit(resp.headers)
+      local rh = resp.headers
+      local rl = core.decode_ratelimit(rh)
       if rl then self.ratelimit = rl end
-      self.last_request_id = resp.headers["x-request-id"]
-      if resp.status >= 200 and resp.status < 300 then
+      self.last_request_id = rh["x-request-id"]
+      local status = resp.status
+      if status >= 200 and status < 300 then
         if spec.raw then return resp.body end
         if resp.body == "" then return {} end
         local data, jerr = core.json_decode(resp.body)
         if data == nil and jerr then
           stats.errors = stats.errors + 1
-          return nil, errors.new { status = resp.status, code = "DECODE_ERROR", method = method,
+          return nil, errors.new { status = status, code = "DECODE_ERROR", method = method,
             path = path, request_id = self.last_request_id,
             message = "response is not valid JSON: " .. jerr }
         end
         return data
       end
-      err = core.decode_error(resp.status, resp.headers, resp.body, method, path)
-      if resp.status == 404 and self.retry_not_found and err.code == "MARKET_NOT_FOUND" then
-        err.retryable = true
-      end
+      err = core.decode_error(status, rh, resp.body, method, path)
+      err.retry_after = retry.retry_after(err.retry_after)
+      if not retry.status_not_processed[status] and status >= 500 then maybe_sent = true end
     else
       err = terr
       err.method, err.path = method, path
-      -- A connection that was never made cannot have sent the request.
-      if err.code == "CONNECTION_REFUSED" or err.code == "DNS_FAILURE" then
-        err.safe_to_retry = true
-      end
+      local t = retry.transport[err.code]
+      if not (t and t.unsent) then maybe_sent = true end
     end
     err.attempts = attempt
-    local retry = err.retryable and attempt <= self.max_retries and
-      (may_retry or err.status == 429 or err.safe_to_retry)
-    err.safe_to_retry = nil
-    if not retry then break end
-    local delay
-    if err.status == 429 then delay = err.retry_after or 1
-    elseif err.retry_after and err.retry_after <= self.retry_cap then delay = err.retry_after
-    else delay = backoff(self, attempt) end
+    local again = retry.classify(err, may_repeat)
+    if err.status == 404 and self.retry_not_found and err.code == "MARKET_NOT_FOUND" then
+      err.retryable, again = true, true
+    end
+    if not again or attempt > self.max_retries then break end
+    local left = started and self.deadline - (core.monotime() - started)
+    local delay, why = retry.delay(err, attempt, self, uniform(), left)
+    if not delay then
+      err.retry_stopped = why            -- "retry_after": the server asked for longer than retry_cap
+      break
+    end
     stats.retries = stats.retries + 1
     log(self, "info", string_format("retrying %s %s after %s (%.2fs)", method, path, err.code, delay))
-    ploop.sleep(delay)
+    self.sleep(delay)
+  end
+  if spec.order and maybe_sent and (err.status == 0 or err.status >= 500) then
+    -- The order may have reached the exchange and filled: nobody knows. reconcile(err) asks.
+    err.maybe_filled = true
+    err.idempotency_key = ikey
+    err.client_order_id = spec.order
   end
   stats.errors = stats.errors + 1
   return nil, err
@@ -356,7 +414,7 @@ function methods:markets(p)
     for k, v in pairs(p) do q[k] = v end
     q.page_size, q.offset, q.limit = nil, offset, limit
     return self:markets_page(q)
-  end, p.offset or 0, p.page_size or p.limit or 100)
+  end, p.offset or 0, p.page_size or p.limit or 100, { "markets", "items" })
 end
 
 function methods:market(id, p)
@@ -433,7 +491,7 @@ function methods:events(p)
   check_keys("events", p, set { "limit", "offset", "page_size" })
   return paginate.offset(function(offset, limit)
     return self:events_page { offset = offset, limit = limit }
-  end, p.offset or 0, p.page_size or p.limit or 100)
+  end, p.offset or 0, p.page_size or p.limit or 100, { "events", "items" })
 end
 
 ---------------------------------------------------------------------------------------------
@@ -459,7 +517,8 @@ local function order_body(fname, o)
     time_in_force = check_enum(fname, "time_in_force", o.time_in_force, TIFS, true),
     post_only = check_bool(fname, "post_only", o.post_only),
     expiration = check_int(fname, "expiration", o.expiration, 0),
-    client_order_id = check_string(fname, "client_order_id", o.client_order_id, true),
+    client_order_id = check_header_value(fname, "client_order_id",
+      check_string(fname, "client_order_id", o.client_order_id, true)),
     price = check_number(fname, "price", o.price, true),
     quantity = check_number(fname, "quantity", o.quantity, true),
     amount = check_number(fname, "amount", o.amount, true),
@@ -477,14 +536,19 @@ local function order_body(fname, o)
 end
 
 -- place_order{ market_id, side, outcome, quantity | amount, price, order_type, ... }
--- Retried under one idempotency key (generated when neither idempotency_key nor
--- client_order_id is given), so a retry after a lost answer can never fill twice.
+-- Every order carries a client_order_id (a UUID when none is given) and is retried under one
+-- idempotency key (idempotency_key, else the client_order_id), so a retry after a lost
+-- answer can never fill twice; when the retries run out with the outcome unknown, the error
+-- says maybe_filled = true and client:reconcile(err) finds out.
 function methods:place_order(o)
   local body = order_body("place_order", o)
   local key = o.idempotency_key
-  if key ~= nil then check_string("place_order", "idempotency_key", key) end
-  key = key or body.client_order_id or uuid4()
-  return self:_call("POST", "/v1/orders", { body = body, idempotency_key = key })
+  if key ~= nil then check_header_value("place_order", "idempotency_key", check_string("place_order", "idempotency_key", key)) end
+  body.client_order_id = body.client_order_id or uuid4()
+  key = key or body.client_order_id
+  local r, err = self:_call("POST", "/v1/orders", { body = body, idempotency_key = key, order = body.client_order_id })
+  if err and err.maybe_filled then err.market_id = body.market_id end
+  return r, err
 end
 
 -- place_orders{ order, order, ... }: one batch call; every order without a client_order_id
@@ -503,6 +567,29 @@ function methods:place_orders(list)
     orders[i] = body
   end
   return self:_call("POST", "/v1/orders/batch", { body = { orders = orders }, retry_safe = true })
+end
+
+-- reconcile(err): settles an order error whose outcome is unknown (err.maybe_filled) by
+-- looking the order up by its client order id among the market's orders (newest first).
+-- Returns the order (its status says whether and how it filled), or false when the
+-- exchange has no such order (it never arrived: nothing filled), or nil, lookup_err when the
+-- lookup itself failed (the outcome is still unknown; call again later).
+function methods:reconcile(err)
+  if type(err) ~= "table" or type(err.client_order_id) ~= "string" then
+    argerr("reconcile", "err must be an order error carrying client_order_id (err.maybe_filled)")
+  end
+  local coid, market = err.client_order_id, err.market_id
+  local ok, found = pcall(function()
+    for o in self:orders { market_id = market, page_size = 200 } do
+      if o.client_order_id == coid then return o end
+    end
+    return false
+  end)
+  if not ok then
+    if errors.is_error(found) then return nil, found end
+    error(found, 0)
+  end
+  return found
 end
 
 function methods:order(id)
@@ -567,10 +654,12 @@ function methods:clob_order(o)
     price = check_number("clob_order", "price", o.price),
     size = check_number("clob_order", "size", size),
     order_type = check_enum("clob_order", "order_type", o.order_type, CLOB_TYPES, true),
-    client_order_id = check_string("clob_order", "client_order_id", o.client_order_id, true) or uuid4(),
+    client_order_id = check_header_value("clob_order", "client_order_id",
+      check_string("clob_order", "client_order_id", o.client_order_id, true)) or uuid4(),
     expiration = check_int("clob_order", "expiration", o.expiration, 0),
   }
-  return self:_call("POST", "/v1/clob/order", { body = body, idempotency_key = body.client_order_id })
+  return self:_call("POST", "/v1/clob/order", { body = body, idempotency_key = body.client_order_id,
+    order = body.client_order_id })
 end
 
 ---------------------------------------------------------------------------------------------
@@ -604,7 +693,7 @@ function methods:history(p)
   check_keys("history", p, HISTORY_OPTS)
   return paginate.offset(function(offset, limit)
     return self:history_page { market_id = p.market_id, side = p.side, offset = offset, limit = limit }
-  end, p.offset or 0, p.page_size or p.limit or 100)
+  end, p.offset or 0, p.page_size or p.limit or 100, { "history", "trades", "items" })
 end
 
 function methods:equity(p)
@@ -641,12 +730,18 @@ function methods:keys_page(p)
   } })
 end
 
+-- Iterates over the account's keys: one page (an account holds at most a handful; the
+-- server answers them all at once).
 function methods:keys(p)
   p = check_table("keys", "params", p, true)
   check_keys("keys", p, set { "page_size" })
-  return paginate.offset(function(offset, limit)
-    return self:keys_page { offset = offset, limit = limit }
-  end, 0, p.page_size or 50)
+  local page, err = self:keys_page { limit = check_int("keys", "page_size", p.page_size, 1, 100) or 100 }
+  if not page then error(err, 2) end
+  local list, i = paginate.list_of(page, { "keys", "items" }), 0
+  return function()
+    i = i + 1
+    return list[i]
+  end
 end
 
 local function key_body(fname, p)
