@@ -16,7 +16,7 @@ LIBS   = $(shell pkg-config --libs libcurl libmicrohttpd 2>/dev/null || echo -lc
 XCFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(CWARNS) -I$(LUA_INCLUDE_DIR) -Iinclude $(CFLAGS)
 
 CORE_SRC = src/core.c src/json.c src/decimal.c src/errors.c src/loop.c src/http.c \
-           src/server.c src/ws.c src/sha1.c src/sys.c src/fswatch.c src/wsconn.c
+           src/server.c src/ws.c src/sha1.c src/sys.c src/fswatch.c src/wsconn.c src/url.c
 HOST_SRC = src/host.c
 CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HOST_OBJ = $(HOST_SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -118,9 +118,10 @@ local function uuid4()
 end
 _M.uuid4 = uuid4
 
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", c:byte()) end))
-end
+-- One percent-encoder for paths, queries and the stream URL: curl's (core.url_escape).
+local urlencode = core.url_escape
+
+local parse_base_url, proxy_for    -- (below)
 
 local function query_string(q)
   local keys = {}
@@ -139,7 +140,39 @@ local function query_string(q)
 end
 
 local function is_loopback(host)
-  return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") or host == "[::1]"
+  return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
+end
+
+-- Parses base_url once, with curl's URL API (core.url_parse), and returns the URL the
+-- client uses (no trailing slash) and the host curl will connect to. A user name or
+-- password in it is refused: "http://localhost:8080@10.9.9.9:8080" is a connection to
+-- 10.9.9.9 whose user name happens to read "localhost".
+function parse_base_url(url)
+  local u, e = core.url_parse(url)
+  if not u then argerr("new", "base_url is not a URL: " .. tostring(e)) end
+  if u.scheme ~= "http" and u.scheme ~= "https" then
+    argerr("new", "base_url must be an http:// or https:// URL")
+  end
+  if u.user or u.password or u.options then
+    argerr("new", "base_url must not contain a user name or password (the part before '@')")
+  end
+  if u.query or u.fragment then argerr("new", "base_url must not contain a query or a fragment") end
+  return (u.url:gsub("/+$", "")), u.host
+end
+
+-- The proxy host curl would send a plain-http request for `host` through (its environment
+-- variables), or nil.
+function proxy_for(host)
+  local p = os.getenv "http_proxy" or os.getenv "all_proxy" or os.getenv "ALL_PROXY"
+  if not p or p == "" then return nil end
+  local np = os.getenv "no_proxy" or os.getenv "NO_PROXY" or ""
+  for entry in np:gmatch("[^,%s]+") do
+    if entry == "*" then return nil end
+    entry = entry:gsub("^%.", "")
+    if host == entry or host:sub(-#entry - 1) == "." .. entry then return nil end
+  end
+  local u = core.url_parse(p:find("://", 1, true) and p or "http://" .. p)
+  return u and u.host or p
 end
 
 ---------------------------------------------------------------------------------------------
@@ -169,16 +202,15 @@ function _M.new(opts)
   if opts.bearer ~= nil and type(opts.bearer) ~= "string" then argerr("new", "bearer must be a string") end
   local base_url = opts.base_url or os.getenv "POLYSIM_BASE_URL" or DEFAULT_BASE_URL
   if type(base_url) ~= "string" then argerr("new", "base_url must be a string") end
-  base_url = base_url:gsub("/+$", "")
-  local scheme, host = base_url:match("^(https?)://([^/:]+)")
-  if not scheme then
-    host = base_url:match("^https?://(%[[^%]]+%])")
-    scheme = base_url:match("^(https?)://")
-  end
-  if not scheme or not host then argerr("new", "base_url must be an http:// or https:// URL") end
-  if scheme == "http" and not is_loopback(host) and not opts.allow_insecure and (api_key or opts.bearer) then
-    argerr("new", "refusing to send the API key over plain http:// to " .. host ..
-      " (use https://, or set allow_insecure = true)")
+  local host
+  base_url, host = parse_base_url(base_url)
+  if (api_key or opts.bearer) and not opts.allow_insecure and base_url:sub(1, 5) == "http:" then
+    -- Decided on what curl connects to: the host as curl parsed it, or the proxy it uses.
+    local via = proxy_for(host)
+    if not is_loopback(host) or (via and not is_loopback(via)) then
+      argerr("new", "refusing to send the API key over plain http:// to " .. (via and via .. " (a proxy)" or host) ..
+        " (use https://, or set allow_insecure = true)")
+    end
   end
   local function num(name, dflt, lo)
     local v = opts[name]

@@ -48,9 +48,7 @@ local OPTIONS = {
     going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
 }
 
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
+local urlencode = core.url_escape
 
 local function check_ids(fname, ids)
   if type(ids) ~= "table" then options.error(fname, "markets must be an array of market ids") end
