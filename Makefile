@@ -15,9 +15,8 @@ CWARNS = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wwrite-str
 LIBS   = $(shell pkg-config --libs libcurl libmicrohttpd 2>/dev/null || echo -lcurl -lmicrohttpd) -lm
 XCFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(CWARNS) -I$(LUA_INCLUDE_DIR) -Iinclude $(CFLAGS)
 
-CORE_SRC = src/core.c src/json.c src/decimal.c src/errors.c src/loop.c src/http.c \
-           src/server.c src/ws.c src/sha1.c src/sys.c src/fswatch.c src/wsconn.c \
-           src/header.c
+# Every C file but the host and the command is part of the module: a new file needs no edit here.
+CORE_SRC = $(filter-out src/host.c src/main.c,$(sort $(wildcard src/*.c)))
 HOST_SRC = src/host.c
 CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HOST_OBJ = $(HOST_SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -13,9 +13,10 @@ function H.exchange(opts)
   return assert(require("polysim.serve").start(o))
 end
 
--- A client on srv with fast retries, so retry specs take milliseconds.
+-- A client on srv with fast retries, so retry specs take milliseconds (retry_cap 2: a
+-- 429's Retry-After up to 2 s is waited on, as a user's client would).
 function H.client(srv, opts)
-  local o = { base_url = srv.base_url, api_key = srv.api_key, retry_base = 0.01, retry_cap = 0.05 }
+  local o = { base_url = srv.base_url, api_key = srv.api_key, retry_base = 0.01, retry_cap = 2 }
   for k, v in pairs(opts or {}) do o[k] = v end
   return polysim.new(o)
 end

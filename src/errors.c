@@ -1,4 +1,5 @@
-/* Error decoding: an HTTP answer or a transport failure becomes one error object.
+/* Error decoding: an HTTP answer or a transport failure becomes one error object of facts
+ * (status, code, message, retry_after); lua/polysim/retry.lua decides what is retryable.
  * Precedence (BRIEF): the X-Polysim-Code header names the code; otherwise the body's
  * `error` when it is a code; FastAPI `detail` bodies, non-JSON bodies, empty bodies and
  * CDN edge blocks each get a code of their own. */
@@ -34,18 +35,17 @@ static int is_code(const char *s) {
 void ps_error_push_transport(lua_State *L, CURLcode rc, int too_large, const char *detail,
                              size_t max_size) {
     const char *code;
-    int retryable = 0;
     switch (rc) {
-    case CURLE_COULDNT_CONNECT: code = "CONNECTION_REFUSED"; retryable = 1; break;
-    case CURLE_OPERATION_TIMEDOUT: code = "TIMEOUT"; retryable = 1; break;
+    case CURLE_COULDNT_CONNECT: code = "CONNECTION_REFUSED"; break;
+    case CURLE_OPERATION_TIMEDOUT: code = "TIMEOUT"; break;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY: code = "DNS_FAILURE"; break;
-    case CURLE_GOT_NOTHING: code = "EMPTY_REPLY"; retryable = 1; break;
+    case CURLE_GOT_NOTHING: code = "EMPTY_REPLY"; break;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM: code = "CONNECTION_RESET"; retryable = 1; break;
+    case CURLE_HTTP2_STREAM: code = "CONNECTION_RESET"; break;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -68,8 +68,6 @@ void ps_error_push_transport(lua_State *L, CURLcode rc, int too_large, const cha
     else
         lua_pushstring(L, curl_easy_strerror(rc));
     lua_setfield(L, -2, "message");
-    lua_pushboolean(L, retryable);
-    lua_setfield(L, -2, "retryable");
     lua_createtable(L, 0, 1);
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "curl_code");
@@ -278,10 +276,7 @@ static int l_decode_error(lua_State *L) {
         lua_pushnumber(L, ra);
         lua_setfield(L, err, "retry_after");
     }
-    lua_pushboolean(L, status == 425 || status == 429 || status == 500 || status == 502 ||
-                           status == 503 || status == 504);
-    lua_setfield(L, err, "retryable");
-    return 1;
+    return 1;                  /* whether to retry is decided in Lua (polysim.retry) */
 }
 
 /* core.decode_ratelimit(headers) -> { limit, remaining, reset, tier } | nil */

@@ -6,6 +6,8 @@ local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local errors = require "polysim.errors"
 local paginate = require "polysim.paginate"
+local retry = require "polysim.retry"
+local options = require "polysim.opts"
 
 local decimal = core.decimal
 local error, ipairs, pairs, pcall, setmetatable, tostring, type = error, ipairs, pairs, pcall, setmetatable, tostring, type
@@ -32,7 +34,8 @@ end
 ---------------------------------------------------------------------------------------------
 -- argument helpers
 
-local function argerr(fname, msg) error(fname .. ": " .. msg, 3) end
+-- Argument errors point at the caller's line (the first frame outside polysim's files).
+local argerr = options.error
 
 local function check_string(fname, name, v, optional)
   if v == nil and optional then return nil end
@@ -87,17 +90,18 @@ local function check_table(fname, name, v, optional)
   return v
 end
 
+local function check_function(fname, name, v)
+  if type(v) ~= "function" then argerr(fname, name .. " must be a function") end
+  return v
+end
+
 local function check_bool(fname, name, v)
   if v ~= nil and type(v) ~= "boolean" then argerr(fname, name .. " must be a boolean") end
   return v
 end
 
 -- Raises for option names the function does not know, so that typos are caught.
-local function check_keys(fname, t, allowed)
-  for k in pairs(t) do
-    if not allowed[k] then argerr(fname, "unknown option '" .. tostring(k) .. "'") end
-  end
-end
+local check_keys = options.check
 
 local function set(list)
   local s = {}
@@ -114,9 +118,10 @@ local function uuid4()
 end
 _M.uuid4 = uuid4
 
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string_format("%%%02X", c:byte()) end))
-end
+-- One percent-encoder for paths, queries and the stream URL: curl's (core.url_escape).
+local urlencode = core.url_escape
+
+local parse_base_url, proxy_for    -- (below)
 
 local function query_string(q)
   local keys = {}
@@ -135,7 +140,39 @@ local function query_string(q)
 end
 
 local function is_loopback(host)
-  return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") or host == "[::1]"
+  return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
+end
+
+-- Parses base_url once, with curl's URL API (core.url_parse), and returns the URL the
+-- client uses (no trailing slash) and the host curl will connect to. A user name or
+-- password in it is refused: "http://localhost:8080@10.9.9.9:8080" is a connection to
+-- 10.9.9.9 whose user name happens to read "localhost".
+function parse_base_url(url)
+  local u, e = core.url_parse(url)
+  if not u then argerr("new", "base_url is not a URL: " .. tostring(e)) end
+  if u.scheme ~= "http" and u.scheme ~= "https" then
+    argerr("new", "base_url must be an http:// or https:// URL")
+  end
+  if u.user or u.password or u.options then
+    argerr("new", "base_url must not contain a user name or password (the part before '@')")
+  end
+  if u.query or u.fragment then argerr("new", "base_url must not contain a query or a fragment") end
+  return (u.url:gsub("/+$", "")), u.host
+end
+
+-- The proxy host curl would send a plain-http request for `host` through (its environment
+-- variables), or nil.
+function proxy_for(host)
+  local p = os.getenv "http_proxy" or os.getenv "all_proxy" or os.getenv "ALL_PROXY"
+  if not p or p == "" then return nil end
+  local np = os.getenv "no_proxy" or os.getenv "NO_PROXY" or ""
+  for entry in np:gmatch("[^,%s]+") do
+    if entry == "*" then return nil end
+    entry = entry:gsub("^%.", "")
+    if host == entry or host:sub(-#entry - 1) == "." .. entry then return nil end
+  end
+  local u = core.url_parse(p:find("://", 1, true) and p or "http://" .. p)
+  return u and u.host or p
 end
 
 ---------------------------------------------------------------------------------------------
@@ -144,48 +181,58 @@ end
 local NEW_OPTIONS = set {
   "api_key", "bearer", "base_url", "timeout", "connect_timeout", "max_retries", "retry_base",
   "retry_cap", "user_agent", "allow_insecure", "max_size", "logger", "retry_not_found",
-  "http_version", "cainfo",
+  "http_version", "cainfo", "transport", "sleep", "deadline",
 }
 
-function _M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("new: options must be a table", 2) end
-  for k in pairs(opts) do
-    if not NEW_OPTIONS[k] then error("new: unknown option '" .. tostring(k) .. "'", 2) end
+-- Header values are built from these strings: CR, LF or any other control character would
+-- end the header line and start one of the caller's making (header injection).
+local function check_header_value(fname, name, v)
+  if type(v) == "string" and v:find("[%c\127]") then
+    argerr(fname, name .. " must not contain control characters (CR, LF, ...)")
   end
+  return v
+end
+
+function _M.new(opts)
+  opts = check_keys("new", opts or {}, NEW_OPTIONS)
   local api_key = opts.api_key
   if api_key == nil then api_key = os.getenv "POLYSIM_API_KEY" end
   if api_key == "" then api_key = nil end
-  if api_key ~= nil and type(api_key) ~= "string" then error("new: api_key must be a string", 2) end
-  if opts.bearer ~= nil and type(opts.bearer) ~= "string" then error("new: bearer must be a string", 2) end
+  if api_key ~= nil and type(api_key) ~= "string" then argerr("new", "api_key must be a string") end
+  if opts.bearer ~= nil and type(opts.bearer) ~= "string" then argerr("new", "bearer must be a string") end
   local base_url = opts.base_url or os.getenv "POLYSIM_BASE_URL" or DEFAULT_BASE_URL
-  if type(base_url) ~= "string" then error("new: base_url must be a string", 2) end
-  base_url = base_url:gsub("/+$", "")
-  local scheme, host = base_url:match("^(https?)://([^/:]+)")
-  if not scheme then
-    host = base_url:match("^https?://(%[[^%]]+%])")
-    scheme = base_url:match("^(https?)://")
-  end
-  if not scheme or not host then error("new: base_url must be an http:// or https:// URL", 2) end
-  if scheme == "http" and not is_loopback(host) and not opts.allow_insecure and (api_key or opts.bearer) then
-    error("new: refusing to send the API key over plain http:// to " .. host ..
-      " (use https://, or set allow_insecure = true)", 2)
+  if type(base_url) ~= "string" then argerr("new", "base_url must be a string") end
+  local host
+  base_url, host = parse_base_url(base_url)
+  if (api_key or opts.bearer) and not opts.allow_insecure and base_url:sub(1, 5) == "http:" then
+    -- Decided on what curl connects to: the host as curl parsed it, or the proxy it uses.
+    local via = proxy_for(host)
+    if not is_loopback(host) or (via and not is_loopback(via)) then
+      argerr("new", "refusing to send the API key over plain http:// to " .. (via and via .. " (a proxy)" or host) ..
+        " (use https://, or set allow_insecure = true)")
+    end
   end
   local function num(name, dflt, lo)
     local v = opts[name]
     if v == nil then return dflt end
-    if type(v) ~= "number" or v < lo then error("new: " .. name .. " must be a number >= " .. lo, 3) end
+    if type(v) ~= "number" or v ~= v or v < lo or v == math.huge then
+      argerr("new", name .. " must be a finite number >= " .. lo)
+    end
     return v
   end
   local self = {
     base_url = base_url,
     timeout = num("timeout", 15, 0.001),
     connect_timeout = num("connect_timeout", 5, 0.001),
-    max_retries = math.floor(num("max_retries", 3, 0)),
+    max_retries = retry.count(num("max_retries", 3, 0)),
     retry_base = num("retry_base", 0.25, 0),
     retry_cap = num("retry_cap", 8, 0),
     max_size = math.floor(num("max_size", 16 * 1024 * 1024, 1)),
-    user_agent = opts.user_agent or USER_AGENT,
+    user_agent = opts.user_agent ~= nil and check_header_value("new", "user_agent",
+      check_string("new", "user_agent", opts.user_agent)) or USER_AGENT,
+    transport = opts.transport ~= nil and check_function("new", "transport", opts.transport) or nil,
+    sleep = opts.sleep ~= nil and check_function("new", "sleep", opts.sleep) or ploop.sleep,
+    deadline = opts.deadline ~= nil and num("deadline", nil, 0.001) or nil,
     retry_not_found = opts.retry_not_found and true or false,
     http_version = opts.http_version,
     cainfo = opts.cainfo,
@@ -209,51 +256,72 @@ function methods:has_key() return secrets[self].api_key ~= nil end
 ---------------------------------------------------------------------------------------------
 -- the request engine
 
-local IDEMPOTENT = set { "GET", "HEAD", "DELETE", "PUT", "PATCH", "OPTIONS" }
-
 local function log(self, level, msg)
   if self.logger then self.logger(level, msg) end
 end
 
--- Full-jitter exponential back-off: uniform in [d/2, d] with d = base * 2^(attempt-1).
-local function backoff(self, attempt)
-  local d = self.retry_base * (2 ^ (attempt - 1))
-  if d > self.retry_cap then d = self.retry_cap end
+local function uniform()
   local r = core.random_bytes(2)
-  local u = (r:byte(1) * 256 + r:byte(2)) / 65535
-  return d / 2 + u * d / 2
+  return (r:byte(1) * 256 + r:byte(2)) / 65535
 end
 
-local function one_attempt(self, method, url, headers, body)
+local function http_attempt(self, method, url, headers, body, fresh)
   return ploop.await(function(on_done)
     core.request {
       method = method, url = url, headers = headers, body = body,
       timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
       user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
-      on_done = on_done,
+      fresh = fresh, on_done = on_done,
     }
   end)
 end
 
+-- The in-process transport: fn(method, path_with_query, headers, body) -> status, headers,
+-- body | nil, errcode, message. Its answer is shaped like core.request's (header names in
+-- lower case) so that everything after it runs unchanged.
+local function transport_attempt(self, method, pq, headers, body)
+  local ok, status, rh, rbody = pcall(self.transport, method, pq, headers, body)
+  if not ok then
+    return nil, errors.new { status = 0, code = "TRANSPORT_ERROR", message = "transport raised: " .. tostring(status) }
+  end
+  if status == nil then
+    return nil, errors.new { status = 0, code = type(rh) == "string" and rh or "TRANSPORT_ERROR",
+      message = type(rbody) == "string" and rbody or "the transport failed" }
+  end
+  if math_type(status) ~= "integer" then
+    return nil, errors.new { status = 0, code = "TRANSPORT_ERROR",
+      message = "transport returned a status that is not an integer: " .. tostring(status) }
+  end
+  local h = {}
+  if type(rh) == "table" then
+    for k, v in pairs(rh) do
+      if type(k) == "string" then h[k:lower()] = tostring(v) end
+    end
+  end
+  if type(rbody) == "table" then rbody = core.json_encode(rbody) end
+  return { status = status, headers = h, body = type(rbody) == "string" and rbody or "" }
+end
+
 -- spec: { query=, body= (table, JSON-encoded), auth = "key"|"bearer"|"either"|"none",
 --         idempotency_key=, retry_safe = true (repeating it cannot do harm),
---         raw = true (return the body string) }
+--         raw = true (return the body string), order = client_order_id (the call creates
+--         an order: a failure whose outcome is unknown says maybe_filled) }
 function methods:_call(method, path, spec)
   spec = spec or {}
   local secret = secrets[self]
-  local url = self.base_url .. path .. (spec.query and query_string(spec.query) or "")
+  local pq = spec.query and path .. query_string(spec.query) or path
   local headers = { Accept = "application/json" }
   local auth = spec.auth or "key"
   if auth == "key" or (auth == "either" and secret.api_key) then
     if not secret.api_key then
-      return nil, errors.new { status = 0, code = "MISSING_API_KEY", method = method, path = path,
+      return nil, errors.new { status = 0, code = "MISSING_API_KEY", method = method, path = path, local_error = true,
         message = "no API key: pass api_key to polysim.new or set POLYSIM_API_KEY" }
     end
     headers["X-API-Key"] = secret.api_key
   elseif auth == "bearer" or auth == "either" then
     local token = spec.bearer or secret.bearer
     if not token then
-      return nil, errors.new { status = 0, code = "MISSING_BEARER", method = method, path = path,
+      return nil, errors.new { status = 0, code = "MISSING_BEARER", method = method, path = path, local_error = true,
         message = "this call needs a Bearer token (the bearer option)" }
     end
     headers["Authorization"] = "Bearer " .. token
@@ -263,65 +331,85 @@ function methods:_call(method, path, spec)
     body = core.json_encode(spec.body)
     headers["Content-Type"] = "application/json"
   end
-  if spec.idempotency_key then headers["Idempotency-Key"] = spec.idempotency_key end
-  local may_retry = IDEMPOTENT[method] or spec.idempotency_key ~= nil or spec.retry_safe
+  local ikey = spec.idempotency_key
+  if ikey then headers["Idempotency-Key"] = ikey end
+  local may_repeat = retry.idempotent[method] or ikey ~= nil or spec.retry_safe or false
+  -- Not safe to repeat: a fresh connection, so that curl never re-sends it by itself.
+  local fresh = not may_repeat or nil
+  local transport, url = self.transport, nil
+  if not transport then url = self.base_url .. pq end
 
   local stats = self._stats
   stats.requests = stats.requests + 1
-  local attempt, err = 0
+  local started = self.deadline and core.monotime()
+  local attempt, maybe_sent, err = 0, false
   while true do
     attempt = attempt + 1
     stats.attempts = stats.attempts + 1
-    local resp, terr = one_attempt(self, method, url, headers, body)
+    local resp, terr
+    if transport then resp, terr = transport_attempt(self, method, pq, headers, body)
+    else resp, terr = http_attempt(self, method, url, headers, body, fresh) end
     if resp then
       stats.connections_opened = stats.connections_opened + (resp.connects or 0)
-      local rl = core.decode_ratelimit(resp.headers)
+      local rh = resp.headers
+      local rl = core.decode_ratelimit(rh)
       if rl then self.ratelimit = rl end
-      self.last_request_id = resp.headers["x-request-id"]
-      if resp.status >= 200 and resp.status < 300 then
+      self.last_request_id = rh["x-request-id"]
+      local status = resp.status
+      if status >= 200 and status < 300 then
         if spec.raw then return resp.body end
         if resp.body == "" then return {} end
         local data, jerr = core.json_decode(resp.body)
         if data == nil and jerr then
           stats.errors = stats.errors + 1
-          return nil, errors.new { status = resp.status, code = "DECODE_ERROR", method = method,
+          return nil, errors.new { status = status, code = "DECODE_ERROR", method = method,
             path = path, request_id = self.last_request_id,
             message = "response is not valid JSON: " .. jerr }
         end
         return data
       end
-      err = core.decode_error(resp.status, resp.headers, resp.body, method, path)
-      if resp.status == 404 and self.retry_not_found and err.code == "MARKET_NOT_FOUND" then
-        err.retryable = true
-      end
+      err = core.decode_error(status, rh, resp.body, method, path)
+      err.retry_after = retry.retry_after(err.retry_after)
+      if not retry.status_not_processed[status] and status >= 500 then maybe_sent = true end
     else
       err = terr
       err.method, err.path = method, path
-      -- A connection that was never made cannot have sent the request.
-      if err.code == "CONNECTION_REFUSED" or err.code == "DNS_FAILURE" then
-        err.safe_to_retry = true
-      end
+      local t = retry.transport[err.code]
+      if not (t and t.unsent) then maybe_sent = true end
     end
     err.attempts = attempt
-    local retry = err.retryable and attempt <= self.max_retries and
-      (may_retry or err.status == 429 or err.safe_to_retry)
-    err.safe_to_retry = nil
-    if not retry then break end
-    local delay
-    if err.status == 429 then delay = err.retry_after or 1
-    elseif err.retry_after and err.retry_after <= self.retry_cap then delay = err.retry_after
-    else delay = backoff(self, attempt) end
+    local again = retry.classify(err, may_repeat)
+    if err.status == 404 and self.retry_not_found and err.code == "MARKET_NOT_FOUND" then
+      err.retryable, again = true, true
+    end
+    if not again or attempt > self.max_retries then break end
+    local left = started and self.deadline - (core.monotime() - started)
+    local delay, why = retry.delay(err, attempt, self, uniform(), left)
+    if not delay then
+      err.retry_stopped = why            -- "retry_after": the server asked for longer than retry_cap
+      break
+    end
     stats.retries = stats.retries + 1
     log(self, "info", string_format("retrying %s %s after %s (%.2fs)", method, path, err.code, delay))
-    ploop.sleep(delay)
+    self.sleep(delay)
+  end
+  if spec.order and maybe_sent and (err.status == 0 or err.status >= 500) then
+    -- The order may have reached the exchange and filled: nobody knows. reconcile(err) asks.
+    err.maybe_filled = true
+    err.idempotency_key = ikey
+    err.client_order_id = spec.order
   end
   stats.errors = stats.errors + 1
   return nil, err
 end
 
-local function pathseg(fname, name, v)
-  if type(v) == "number" and math_type(v) == "integer" then v = tostring(v) end
-  check_string(fname, name, v)
+-- A path segment: a non-empty string; ids the server itself numbers (orders, keys) may also
+-- be integers.
+local function pathseg(fname, name, v, int_ok)
+  if int_ok and math_type(v) == "integer" then return tostring(v) end
+  if type(v) ~= "string" or v == "" then
+    argerr(fname, name .. " must be a non-empty string" .. (int_ok and " or an integer" or ""))
+  end
   return urlencode(v)
 end
 
@@ -358,14 +446,14 @@ function methods:markets(p)
     for k, v in pairs(p) do q[k] = v end
     q.page_size, q.offset, q.limit = nil, offset, limit
     return self:markets_page(q)
-  end, p.offset or 0, p.page_size or p.limit or 100)
+  end, p.offset or 0, p.page_size or p.limit or 100, { "markets", "items" })
 end
 
 function methods:market(id, p)
-  pathseg("market", "condition_id", id)
+  local seg = pathseg("market", "condition_id", id)
   p = check_table("market", "params", p, true)
   check_keys("market", p, set { "include_book" })
-  return self:_call("GET", "/v1/markets/" .. urlencode(id),
+  return self:_call("GET", "/v1/markets/" .. seg,
     { query = { include_book = check_bool("market", "include_book", p.include_book) } })
 end
 
@@ -435,7 +523,7 @@ function methods:events(p)
   check_keys("events", p, set { "limit", "offset", "page_size" })
   return paginate.offset(function(offset, limit)
     return self:events_page { offset = offset, limit = limit }
-  end, p.offset or 0, p.page_size or p.limit or 100)
+  end, p.offset or 0, p.page_size or p.limit or 100, { "events", "items" })
 end
 
 ---------------------------------------------------------------------------------------------
@@ -461,7 +549,8 @@ local function order_body(fname, o)
     time_in_force = check_enum(fname, "time_in_force", o.time_in_force, TIFS, true),
     post_only = check_bool(fname, "post_only", o.post_only),
     expiration = check_int(fname, "expiration", o.expiration, 0),
-    client_order_id = check_string(fname, "client_order_id", o.client_order_id, true),
+    client_order_id = check_header_value(fname, "client_order_id",
+      check_string(fname, "client_order_id", o.client_order_id, true)),
     price = check_number(fname, "price", o.price, true),
     quantity = check_number(fname, "quantity", o.quantity, true),
     amount = check_number(fname, "amount", o.amount, true),
@@ -479,14 +568,19 @@ local function order_body(fname, o)
 end
 
 -- place_order{ market_id, side, outcome, quantity | amount, price, order_type, ... }
--- Retried under one idempotency key (generated when neither idempotency_key nor
--- client_order_id is given), so a retry after a lost answer can never fill twice.
+-- Every order carries a client_order_id (a UUID when none is given) and is retried under one
+-- idempotency key (idempotency_key, else the client_order_id), so a retry after a lost
+-- answer can never fill twice; when the retries run out with the outcome unknown, the error
+-- says maybe_filled = true and client:reconcile(err) finds out.
 function methods:place_order(o)
   local body = order_body("place_order", o)
   local key = o.idempotency_key
-  if key ~= nil then check_string("place_order", "idempotency_key", key) end
-  key = key or body.client_order_id or uuid4()
-  return self:_call("POST", "/v1/orders", { body = body, idempotency_key = key })
+  if key ~= nil then check_header_value("place_order", "idempotency_key", check_string("place_order", "idempotency_key", key)) end
+  body.client_order_id = body.client_order_id or uuid4()
+  key = key or body.client_order_id
+  local r, err = self:_call("POST", "/v1/orders", { body = body, idempotency_key = key, order = body.client_order_id })
+  if err and err.maybe_filled then err.market_id = body.market_id end
+  return r, err
 end
 
 -- place_orders{ order, order, ... }: one batch call; every order without a client_order_id
@@ -499,7 +593,7 @@ function methods:place_orders(list)
     local ok, body = pcall(order_body, "place_orders", o)
     if not ok then
       local msg = tostring(body):gsub("^.-:%d+: ", ""):gsub("^place_orders: ", "place_orders: orders[" .. i .. "]: ")
-      error(msg, 2)
+      argerr(nil, msg)
     end
     body.client_order_id = body.client_order_id or uuid4()
     orders[i] = body
@@ -507,8 +601,31 @@ function methods:place_orders(list)
   return self:_call("POST", "/v1/orders/batch", { body = { orders = orders }, retry_safe = true })
 end
 
+-- reconcile(err): settles an order error whose outcome is unknown (err.maybe_filled) by
+-- looking the order up by its client order id among the market's orders (newest first).
+-- Returns the order (its status says whether and how it filled), or false when the
+-- exchange has no such order (it never arrived: nothing filled), or nil, lookup_err when the
+-- lookup itself failed (the outcome is still unknown; call again later).
+function methods:reconcile(err)
+  if type(err) ~= "table" or type(err.client_order_id) ~= "string" then
+    argerr("reconcile", "err must be an order error carrying client_order_id (err.maybe_filled)")
+  end
+  local coid, market = err.client_order_id, err.market_id
+  local ok, found = pcall(function()
+    for o in self:orders { market_id = market, page_size = 200 } do
+      if o.client_order_id == coid then return o end
+    end
+    return false
+  end)
+  if not ok then
+    if errors.is_error(found) then return nil, found end
+    error(found, 0)
+  end
+  return found
+end
+
 function methods:order(id)
-  return self:_call("GET", "/v1/orders/" .. pathseg("order", "order_id", id))
+  return self:_call("GET", "/v1/orders/" .. pathseg("order", "order_id", id, true))
 end
 
 local STATUSES = { "PENDING", "FILLED", "CANCELLED", "EXPIRED" }
@@ -542,7 +659,7 @@ function methods:orders(p)
 end
 
 function methods:cancel_order(id)
-  return self:_call("DELETE", "/v1/orders/" .. pathseg("cancel_order", "order_id", id))
+  return self:_call("DELETE", "/v1/orders/" .. pathseg("cancel_order", "order_id", id, true))
 end
 
 -- Cancelling everything twice is harmless, so these retry like idempotent calls.
@@ -569,10 +686,12 @@ function methods:clob_order(o)
     price = check_number("clob_order", "price", o.price),
     size = check_number("clob_order", "size", size),
     order_type = check_enum("clob_order", "order_type", o.order_type, CLOB_TYPES, true),
-    client_order_id = check_string("clob_order", "client_order_id", o.client_order_id, true) or uuid4(),
+    client_order_id = check_header_value("clob_order", "client_order_id",
+      check_string("clob_order", "client_order_id", o.client_order_id, true)) or uuid4(),
     expiration = check_int("clob_order", "expiration", o.expiration, 0),
   }
-  return self:_call("POST", "/v1/clob/order", { body = body, idempotency_key = body.client_order_id })
+  return self:_call("POST", "/v1/clob/order", { body = body, idempotency_key = body.client_order_id,
+    order = body.client_order_id })
 end
 
 ---------------------------------------------------------------------------------------------
@@ -606,7 +725,7 @@ function methods:history(p)
   check_keys("history", p, HISTORY_OPTS)
   return paginate.offset(function(offset, limit)
     return self:history_page { market_id = p.market_id, side = p.side, offset = offset, limit = limit }
-  end, p.offset or 0, p.page_size or p.limit or 100)
+  end, p.offset or 0, p.page_size or p.limit or 100, { "history", "trades", "items" })
 end
 
 function methods:equity(p)
@@ -643,12 +762,18 @@ function methods:keys_page(p)
   } })
 end
 
+-- Iterates over the account's keys: one page (an account holds at most a handful; the
+-- server answers them all at once).
 function methods:keys(p)
   p = check_table("keys", "params", p, true)
   check_keys("keys", p, set { "page_size" })
-  return paginate.offset(function(offset, limit)
-    return self:keys_page { offset = offset, limit = limit }
-  end, 0, p.page_size or 50)
+  local page, err = self:keys_page { limit = check_int("keys", "page_size", p.page_size, 1, 100) or 100 }
+  if not page then error(err, 2) end
+  local list, i = paginate.list_of(page, { "keys", "items" }), 0
+  return function()
+    i = i + 1
+    return list[i]
+  end
 end
 
 local function key_body(fname, p)
@@ -683,15 +808,15 @@ function methods:bootstrap(p)
 end
 
 function methods:revoke_key(id)
-  return self:_call("DELETE", "/v1/keys/" .. pathseg("revoke_key", "key_id", id), { auth = "either" })
+  return self:_call("DELETE", "/v1/keys/" .. pathseg("revoke_key", "key_id", id, true), { auth = "either" })
 end
 
 function methods:rotate_key(id)
-  return self:_call("POST", "/v1/keys/" .. pathseg("rotate_key", "key_id", id) .. "/rotate", { auth = "either" })
+  return self:_call("POST", "/v1/keys/" .. pathseg("rotate_key", "key_id", id, true) .. "/rotate", { auth = "either" })
 end
 
 function methods:rename_key(id, name)
-  local seg = pathseg("rename_key", "key_id", id)
+  local seg = pathseg("rename_key", "key_id", id, true)
   return self:_call("PATCH", "/v1/keys/" .. seg,
     { auth = "either", body = { name = check_string("rename_key", "name", name) } })
 end

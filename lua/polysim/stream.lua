@@ -27,8 +27,9 @@
 -- (polysim.loop.run_until, loop:step, or iterate).
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
+local options = require "polysim.opts"
 
-local error, ipairs, pairs, setmetatable, tostring, type = error, ipairs, pairs, setmetatable, tostring, type
+local error, ipairs, setmetatable, tostring, type = error, ipairs, setmetatable, tostring, type
 local min, pcall = math.min, pcall
 
 local _M = {}
@@ -47,14 +48,12 @@ local OPTIONS = {
     going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
 }
 
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
+local urlencode = core.url_escape
 
 local function check_ids(fname, ids)
-  if type(ids) ~= "table" then error(fname .. ": markets must be an array of market ids", 3) end
+  if type(ids) ~= "table" then options.error(fname, "markets must be an array of market ids") end
   for i, id in ipairs(ids) do
-    if type(id) ~= "string" or id == "" then error(fname .. ": markets[" .. i .. "] must be a non-empty string", 3) end
+    if type(id) ~= "string" or id == "" then options.error(fname, "markets[" .. i .. "] must be a non-empty string") end
   end
   return ids
 end
@@ -214,14 +213,10 @@ end
 
 local function new(client, kind, opts)
   local fname = kind .. "_stream"
-  opts = opts or {}
-  if type(opts) ~= "table" then error(fname .. ": options must be a table", 3) end
-  for k in pairs(opts) do
-    if not OPTIONS[kind][k] then error(fname .. ": unknown option '" .. tostring(k) .. "'", 3) end
-  end
+  opts = options.check(fname, opts or {}, OPTIONS[kind])
   local on_msg = kind == "prices" and opts.on_price or opts.on_fill
-  if on_msg ~= nil and type(on_msg) ~= "function" then error(fname .. ": the message callback must be a function", 3) end
-  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then error(fname .. ": on_event must be a function", 3) end
+  if on_msg ~= nil and type(on_msg) ~= "function" then options.error(fname, "the message callback must be a function") end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then options.error(fname, "on_event must be a function") end
   local base = client.base_url:gsub("^http", "ws")
   local self = setmetatable({
     client = client, kind = kind, base = base,
@@ -247,7 +242,7 @@ function _M.prices(client, opts) return new(client, "prices", opts) end
 function _M.executions(client, opts) return new(client, "executions", opts) end
 
 function methods:subscribe(ids)
-  if self.kind ~= "prices" then error("subscribe: only price streams take subscriptions", 2) end
+  if self.kind ~= "prices" then options.error("subscribe", "only price streams take subscriptions") end
   check_ids("subscribe", ids)
   local new_ids = {}
   for _, id in ipairs(ids) do
@@ -262,7 +257,7 @@ function methods:subscribe(ids)
 end
 
 function methods:unsubscribe(ids)
-  if self.kind ~= "prices" then error("unsubscribe: only price streams take subscriptions", 2) end
+  if self.kind ~= "prices" then options.error("unsubscribe", "only price streams take subscriptions") end
   check_ids("unsubscribe", ids)
   local gone = {}
   for _, id in ipairs(ids) do
