@@ -206,7 +206,6 @@ function _M.start(opts)
     if not START_OPTIONS[k] then error("serve.start: unknown option '" .. tostring(k) .. "'", 2) end
   end
   local exchange = require "polysim.exchange"
-  local t0 = os.time() - core.monotime()
   local ex = exchange.new {
     seed = opts.seed or 1,
     markets = opts.markets,
@@ -214,7 +213,7 @@ function _M.start(opts)
     tiers = opts.tiers,
     ws_token_ttl = opts.ws_token_ttl,
     max_body = opts.max_body,
-    clock = opts.clock or function() return t0 + core.monotime() end,
+    clock = opts.clock,          -- default: the exchange's sub-second wall clock
   }
   local host = opts.host or "127.0.0.1"
   local server, err = core.serve {
