@@ -26,28 +26,44 @@ function _M.is_strategy(source) return sources[source] == true end
 
 local getinfo, sethook, running = debug.getinfo, debug.sethook, coroutine.running
 
-local function hook()
+local hook
+
+-- The budget ran out while polysim's own code was running: watch returns, and switch to
+-- checking every instruction as soon as control is back in strategy code.
+local function overdue(task)
+  task.overdue = true
+  sethook(hook, "r", _M.HOOK_COUNT)
+end
+
+local function interrupt(task, level)
+  local info = getinfo(level, "Sl")
+  local where = info.currentline and info.currentline > 0 and (info.short_src .. ":" .. info.currentline)
+    or info.short_src
+  local msg = string_format("%s ran %.2f s without yielding, past its time budget of %g s; interrupted at %s",
+    task.label or task.name or "callback", monotime() - task.since, task.budget, where)
+  task.expired = msg
+  if task.on_expire then task.on_expire(task) end
+  sethook(hook, "", 1)
+  error(msg, 0)
+end
+
+function hook(event)
   local task = task_of(running())
   if not task or not task.budget then return end
   local msg = task.expired
-  if not msg then
-    local run = monotime() - task.since
-    if run <= task.budget then return end
-    local info = getinfo(2, "Sl")
-    if not sources[info.source] then
-      task.overdue = true -- raise at the next hook that lands in strategy code
-      return
-    end
-    local where = info.currentline and info.currentline > 0 and (info.short_src .. ":" .. info.currentline)
-      or info.short_src
-    msg = string_format("%s ran %.2f s without yielding, past its time budget of %g s; interrupted at %s",
-      task.label or task.name or "callback", run, task.budget, where)
-    task.expired = msg
-    if task.on_expire then task.on_expire(task) end
-    sethook(hook, "", 1)
-    error(msg, 0)
+  if msg then
+    if sources[getinfo(2, "S").source] then error(msg, 0) end
+    return
   end
-  if sources[getinfo(2, "S").source] then error(msg, 0) end
+  if event == "return" then
+    -- a function returns: when its caller is strategy code, check every instruction from now
+    local caller = getinfo(3, "S")
+    if caller and sources[caller.source] then sethook(hook, "", 1) end
+    return
+  end
+  if not task.overdue and monotime() - task.since <= task.budget then return end
+  if not sources[getinfo(2, "S").source] then return overdue(task) end
+  interrupt(task, 3) -- not a tail call: level 3 is the interrupted function
 end
 
 -- setup for ploop.spawn_task: the hook on a budgeted task's coroutine.
