@@ -5,7 +5,8 @@
 local core = require "polysim.core"
 
 local coroutine, error, setmetatable, table = coroutine, error, setmetatable, table
-local tostring, type = tostring, type
+local pcall, tostring, type, xpcall = pcall, tostring, type, xpcall
+local monotime = core.monotime
 
 local _M = {}
 
@@ -55,8 +56,12 @@ local function finish(task, ok, ...)
   end
 end
 
+-- A task with a time budget (task.budget, seconds) has its clock restarted here, at every
+-- start and every resume after a wait: the loop is the one place that sees both. The hook
+-- that enforces it is polysim.budget's.
 local function resume(task, ...)
   if task.done then return end
+  if task.budget then task.since = monotime() end
   return finish(task, coroutine.resume(task.co, ...))
 end
 _M.resume_task = resume
@@ -69,6 +74,21 @@ function _M.spawn(fn, ...)
   resume(task, ...)
   return task
 end
+
+-- Like spawn, with a task record of the caller's own (fields it may set: name, on_error,
+-- budget, and anything else it wants to find again through task_of). setup(task), when
+-- given, runs after the coroutine exists and before it first runs (to install a hook).
+function _M.spawn_task(task, setup, fn, ...)
+  if type(fn) ~= "function" then error("spawn_task: fn must be a function", 2) end
+  task.co = coroutine.create(fn)
+  tasks[task.co] = task
+  if setup then setup(task) end
+  resume(task, ...)
+  return task
+end
+
+-- The task record of a coroutine (nil when it is not a task).
+function _M.task_of(co) return tasks[co] end
 
 -- Returns the running task, or nil when not inside one.
 function _M.current()
@@ -104,7 +124,12 @@ function _M.suspend(register)
     if done then return end
     done, results = true, table.pack(...)
   end)
-  while not done do loop:step(1) end
+  while not done do
+    -- A callback that raised during this step is somebody else's failure: report it to the
+    -- handler and go on waiting, never raise it out of this (unrelated) call.
+    local ok, err = pcall(loop.step, loop, 1)
+    if not ok then _M.on_error(err, { name = "loop callback" }) end
+  end
   return table.unpack(results, 1, results.n)
 end
 
@@ -120,7 +145,9 @@ function _M.await(make_request)
 end
 
 function _M.sleep(seconds)
-  if type(seconds) ~= "number" or seconds < 0 then error("sleep: seconds must be a number >= 0", 2) end
+  if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
+    error("sleep: seconds must be a number >= 0", 2)
+  end
   _M.suspend(function(wake) loop:timer(seconds, wake) end)
 end
 
@@ -170,18 +197,30 @@ function _M.run_until(pred, timeout)
   return true
 end
 
-function _M.timer(seconds, fn) return loop:timer(seconds, fn) end
+-- Loop callbacks made here run protected: an error goes to on_error(err) (default: the
+-- loop's handler), never out of whatever loop:step happens to be running.
+local function traceback(e) return debug.traceback(tostring(e), 2) end
+local function protect(fn, on_error, name)
+  return function(...)
+    local ok, err = xpcall(fn, traceback, ...)
+    if not ok then (on_error or _M.on_error)(err, { name = name or "timer" }) end
+  end
+end
+_M.protect = protect
+
+function _M.timer(seconds, fn, on_error) return loop:timer(seconds, protect(fn, on_error)) end
 function _M.cancel(id) return loop:cancel(id) end
 function _M.now() return core.monotime() end
 
 -- Calls fn every `seconds` until the returned cancel function is called.
-function _M.every(seconds, fn)
+function _M.every(seconds, fn, on_error)
   local id, stopped
   local function arm()
     id = loop:timer(seconds, function()
       if stopped then return end
       arm()
-      fn()
+      local ok, err = xpcall(fn, traceback)
+      if not ok then (on_error or _M.on_error)(err, { name = "timer (every)" }) end
     end)
   end
   arm()

@@ -1,0 +1,77 @@
+-- The time budget: a callback that runs longer than its budget without yielding is
+-- interrupted. The clock is the loop's: polysim.loop restarts task.since whenever it
+-- starts or resumes a task with a budget (task.budget, seconds), so a callback that waits
+-- often may run as long as it likes. This module installs the hook that enforces it.
+--
+-- Only strategy code is interrupted: the hook raises only when the frame it lands in comes
+-- from one of the strategy's own files (registered here by the sandbox). When the budget
+-- runs out inside polysim's own code (ctx:subscribe, the client, a feed), the task is
+-- flagged and the error is raised at the next hook in strategy code, so the runtime's own
+-- updates are never cut in half. Once interrupted, the hook raises at every instruction of
+-- strategy code, so a pcall inside the strategy cannot swallow the interruption.
+local core = require "polysim.core"
+local ploop = require "polysim.loop"
+
+local coroutine, debug, error, string_format = coroutine, debug, error, string.format
+local monotime, task_of = core.monotime, ploop.task_of
+
+local _M = { HOOK_COUNT = 1000 } -- VM instructions between budget checks
+
+-- Chunk names ("@path") of strategy code: the only frames the budget interrupts.
+local sources = {}
+_M.sources = sources
+
+function _M.register(source) sources[source] = true end
+function _M.is_strategy(source) return sources[source] == true end
+
+local getinfo, sethook, running = debug.getinfo, debug.sethook, coroutine.running
+
+local hook
+
+-- The budget ran out while polysim's own code was running: watch returns, and switch to
+-- checking every instruction as soon as control is back in strategy code.
+local function overdue(task)
+  task.overdue = true
+  sethook(hook, "r", _M.HOOK_COUNT)
+end
+
+local function interrupt(task, level)
+  local info = getinfo(level, "Sl")
+  local where = info.currentline and info.currentline > 0 and (info.short_src .. ":" .. info.currentline)
+    or info.short_src
+  local msg = string_format("%s ran %.2f s without yielding, past its time budget of %g s; interrupted at %s",
+    task.label or task.name or "callback", monotime() - task.since, task.budget, where)
+  task.expired = msg
+  if task.on_expire then task.on_expire(task) end
+  sethook(hook, "", 1)
+  error(msg, 0)
+end
+
+function hook(event)
+  local task = task_of(running())
+  if not task or not task.budget then return end
+  local msg = task.expired
+  if msg then
+    if sources[getinfo(2, "S").source] then error(msg, 0) end
+    return
+  end
+  if event == "return" then
+    -- a function returns: when its caller is strategy code, check every instruction from now
+    local caller = getinfo(3, "S")
+    if caller and sources[caller.source] then sethook(hook, "", 1) end
+    return
+  end
+  if not task.overdue and monotime() - task.since <= task.budget then return end
+  if not sources[getinfo(2, "S").source] then return overdue(task) end
+  interrupt(task, 3) -- not a tail call: level 3 is the interrupted function
+end
+
+-- setup for ploop.spawn_task: the hook on a budgeted task's coroutine.
+function _M.install(task)
+  if task.budget then sethook(task.co, hook, "", _M.HOOK_COUNT) end
+end
+
+-- Whether the running code is inside a task whose budget interrupted it.
+function _M.expired(task) return task and task.expired end
+
+return _M

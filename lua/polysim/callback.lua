@@ -1,0 +1,87 @@
+-- Running a strategy's callbacks: each call is a task of its own on the loop (so a client
+-- call inside it yields), protected (an error is reported with its traceback, cut where the
+-- runtime's frames begin, and goes no further), under the time budget (polysim.budget).
+--
+--   local rec = callback.invoke(rt, ver, "on_price", fn, ctx, msg)
+--   if not rec.finished then rec.on_done = function(rec) ... end end   -- or callback.wait(rec)
+--   rec.ok, rec.result: the outcome (result is the error text when ok is false)
+local budget = require "polysim.budget"
+local ploop = require "polysim.loop"
+
+local debug, rawget, tostring, type, xpcall = debug, rawget, tostring, type, xpcall
+
+local _M = {}
+
+-- Errors marked plain (compile errors) are shown without a traceback; others get one,
+-- cut where the runtime's own frames begin.
+local function handler(e)
+  if type(e) == "table" and rawget(e, "plain") then return e.msg end
+  local tb = debug.traceback(tostring(e), 2)
+  return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+end
+_M.handler = handler
+
+local function complete(rec)
+  if rec.finished then return end
+  rec.finished = true
+  local rt = rec.rt
+  if rec.async then
+    rt.inflight = rt.inflight - 1
+    if rt.inflight == 0 and rt.idle_wake then
+      local wake = rt.idle_wake
+      rt.idle_wake = nil
+      wake()
+    end
+  end
+  if rec.ok == false and not rec.quiet then rt:_callback_failed(rec) end
+  local done = rec.on_done
+  if done and rec.async then
+    rec.on_done = nil
+    done(rec)
+  end
+end
+
+-- The task learns about a yield the loop does not understand (the task is over).
+local function bad_yield(err, rec)
+  rec.ok, rec.result = false, tostring(err)
+  complete(rec)
+end
+
+local function on_expire(rec)
+  local stats = rec.rt.stats
+  stats.budget_kills = stats.budget_kills + 1
+end
+
+local function task_body(rec, fn, a, b)
+  local ok, res = xpcall(fn, handler, a, b)
+  rec.budget = nil -- the callback is over: the runtime's bookkeeping runs unbudgeted
+  if not ok and rec.expired and type(res) == "string" and not res:find(rec.expired, 1, true) then
+    res = rec.expired .. "\n" .. res -- the strategy caught the interruption and raised its own error
+  end
+  rec.ok, rec.result = ok, res
+  complete(rec)
+end
+
+-- Starts fn(a, b) as a task of its own and returns its record. rec.finished tells whether it
+-- already ran to the end; otherwise set rec.on_done = function(rec) to hear when it does.
+function _M.invoke(rt, ver, label, fn, a, b, quiet)
+  local limit = rt.budget
+  if ver and ver.budget ~= nil then limit = ver.budget end
+  local rec = { rt = rt, label = label, name = label, budget = limit or nil, quiet = quiet, finished = false,
+                on_error = bad_yield, on_expire = on_expire }
+  rt.stats.callbacks = rt.stats.callbacks + 1
+  ploop.spawn_task(rec, budget.install, task_body, rec, fn, a, b)
+  if not rec.finished then -- it waits on something
+    rec.async = true
+    rt.inflight = rt.inflight + 1
+  end
+  return rec
+end
+
+-- Waits (yielding in a task, stepping the loop outside one) until rec has finished.
+function _M.wait(rec)
+  if rec.finished then return end
+  ploop.suspend(function(wake) rec.on_done = wake end)
+end
+
+return _M

@@ -1,0 +1,148 @@
+-- Feeds: the one adapter between the strategy runtime and the price/fill streams.
+--
+-- open(rt) returns an object with subscribe(ids), unsubscribe(ids) and close(); it calls
+-- rt:deliver(msg) for every price and fill message, and rt:feed_event(ev) for stream events.
+-- It uses the WebSocket streams (client:prices_stream for subscribed markets, one
+-- client:executions_stream for fills). When they are not available, or close for good (no
+-- key, a rejected key), or feeds.poll_only is set, it polls instead: prices of subscribed
+-- markets every second (POST /v1/prices/batch) and new fills (GET /v1/account/history).
+
+local ploop = require "polysim.loop"
+
+local ipairs, pcall, tostring = ipairs, pcall, tostring
+local spawn = ploop.spawn
+
+local feeds = { poll_only = false } -- poll_only: never use the streams (specs, restricted tiers)
+
+function feeds.open(rt, poll_only)
+  local client = rt.client
+  if not client then return nil end
+  if client.prices_stream and not (poll_only or feeds.poll_only) then
+    local ok, feed = pcall(feeds.streams, rt)
+    if ok and feed then return feed end
+    rt:_log("warn", "feed", "streams unavailable (" .. tostring(feed) .. "); polling instead")
+  end
+  return feeds.poll(rt)
+end
+
+function feeds.streams(rt)
+  local client = rt.client
+  local feed = { prices = nil, fills = nil, fallback = nil, closing = false }
+  local function on_msg(msg) rt:deliver(msg) end
+  local function close_streams()
+    feed.closing = true
+    if feed.prices then feed.prices:close() end
+    if feed.fills then feed.fills:close() end
+  end
+  -- A stream that closes for good on its own (no token to be had: no key, a bad key, a
+  -- tier without streams) hands over to polling, so the strategy still gets its events.
+  local function on_event(ev)
+    if ev.type == "closed" then
+      if feed.closing or feed.fallback then return end
+      rt:_log("warn", "feed", "stream closed (" .. tostring(ev.error or ev.reason) .. "); polling instead")
+      close_streams()
+      feed.fallback = feeds.poll(rt)
+      return
+    end
+    rt:feed_event(ev)
+  end
+  feed.fills = client:executions_stream { on_fill = on_msg, on_event = on_event }
+  function feed.subscribe(_, ids)
+    if feed.fallback then return feed.fallback:subscribe(ids) end
+    if feed.prices then return feed.prices:subscribe(ids) end
+    feed.prices = client:prices_stream { markets = ids, on_price = on_msg, on_event = on_event }
+  end
+  function feed.unsubscribe(_, ids)
+    if feed.fallback then return feed.fallback:unsubscribe(ids) end
+    if feed.prices then return feed.prices:unsubscribe(ids) end
+  end
+  function feed.close()
+    close_streams()
+    if feed.fallback then feed.fallback:close() end
+  end
+  return feed
+end
+
+-- The polling fallback: prices of subscribed markets every `interval` seconds (an event per
+-- market whose buy or sell price changed), new fills from the trade history.
+function feeds.poll(rt, interval)
+  interval = interval or 1
+  local client = rt.client
+  local last = {}       -- market id -> "buy/sell"
+  local seen = nil      -- order ids already reported (nil until the first history read)
+  local closed = false
+  local busy
+  local function poll_prices()
+    local ids = rt:subscriptions()
+    for i = 1, #ids, 20 do
+      local chunk = { table.unpack(ids, i, math.min(i + 19, #ids)) }
+      local list, err = client:prices(chunk)
+      if closed then return end
+      if not list then
+        rt:_log("warn", "feed", "price poll failed: " .. tostring(err))
+        return
+      end
+      for _, p in ipairs(list) do
+        local id = p.condition_id or p.market_id
+        if id and p.buy and p.sell then
+          local key = tostring(p.buy) .. "/" .. tostring(p.sell)
+          if last[id] ~= key then
+            last[id] = key
+            rt:deliver { type = "price", market_id = id, buy = p.buy, sell = p.sell,
+              outcomes = p.outcomes, volume = p.volume, updated_at = p.updated_at, source = "poll" }
+          end
+        end
+      end
+    end
+  end
+  local function poll_fills(baseline)
+    local cur = rt.current
+    if not baseline and not (cur and cur.mod.on_fill) then return end
+    local list, err = client:history_page { limit = 50 }
+    if closed then return end
+    if not list then
+      rt:_log("debug", "feed", "fill poll failed: " .. tostring(err))
+      return
+    end
+    local first = seen == nil
+    seen = seen or {}
+    for i = #list, 1, -1 do -- oldest first
+      local h = list[i]
+      local key = h.trade_id and ("t" .. tostring(h.trade_id))
+        or (tostring(h.order_id or h.id) .. "@" .. tostring(h.filled_at) .. "#" .. tostring(h.quantity))
+      if not seen[key] then
+        seen[key] = true
+        if not first then
+          rt:deliver { type = "fill", order_id = h.order_id or h.id, market_id = h.market_id,
+            side = h.side, outcome = h.outcome, price = h.price, quantity = h.quantity,
+            filled_at = h.filled_at, source = "poll" }
+        end
+      end
+    end
+  end
+  -- The fills already in the history are not news: read them once now, as the baseline.
+  busy = true
+  spawn(function()
+    pcall(poll_fills, true)
+    busy = false
+  end)
+  local cancel = ploop.every(interval, function()
+    if busy or closed then return end
+    busy = true
+    spawn(function()
+      local ok, err = pcall(function()
+        if rt.nsubs > 0 then poll_prices() end
+        poll_fills()
+      end)
+      busy = false
+      if not ok then rt:_log("warn", "feed", "poll failed: " .. tostring(err)) end
+    end)
+  end)
+  return {
+    subscribe = function() end,
+    unsubscribe = function(_, ids) for _, id in ipairs(ids) do last[id] = nil end end,
+    close = function() closed = true; cancel() end,
+  }
+end
+
+return feeds
