@@ -73,6 +73,9 @@ build = {
     ["polysim.serve"] = "lua/polysim/serve.lua",
     ["polysim.strategy"] = "lua/polysim/strategy.lua",
     ["polysim.stream"] = "lua/polysim/stream.lua",
+    ["polysim.ui.css"] = "lua/polysim/ui/css.lua",
+    ["polysim.ui"] = "lua/polysim/ui/init.lua",
+    ["polysim.ui.js"] = "lua/polysim/ui/js.lua",
   },
 }
 test = { type = "command", command = "make test" }
