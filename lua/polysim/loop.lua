@@ -23,6 +23,9 @@ local function default_error_handler(err, task)
   io.stderr:write(string.format("polysim: task %s failed: %s\n", task.name or "?", tostring(err)))
 end
 _M.on_error = default_error_handler
+-- Errors of callbacks put straight on the C loop without a handler of their own (issue 8
+-- bug 2) reach the same place as a task's: whatever _M.on_error is at that moment.
+loop:on_error(function(err) _M.on_error(err, { name = "loop callback" }) end)
 
 local function wake_joiners(task)
   if task.joiners then
