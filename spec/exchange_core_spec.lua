@@ -209,13 +209,13 @@ describe("exchange market data", function()
   it("serves up/down windows that are tradable markets", function()
     local r = call(ex, "GET", "/v1/markets/updown", { query = { asset = "BTC", interval = "5M", limit = "3" } })
     assert.are.equal(200, r.status)
-    assert.are.equal(3, #r.body)
-    local w = r.body[1]
+    assert.are.equal(3, #r.body.markets)
+    local w = r.body.markets[1]
     assert.are.equal("BTC", w.asset)
     assert.are.same({ "Up", "Down" }, { w.outcomes[1], w.outcomes[2] })
     assert.is_truthy(ex.U.by_id[w.condition_id])
     local again = call(ex, "GET", "/v1/markets/updown", { query = { asset = "BTC", interval = "5M", limit = "3" } })
-    assert.are.equal(w.condition_id, again.body[1].condition_id)
+    assert.are.equal(w.condition_id, again.body.markets[1].condition_id)
     assert.are.equal(422, call(ex, "GET", "/v1/markets/updown", { query = { asset = "DOGE" } }).status)
   end)
 

@@ -112,7 +112,7 @@ describe("exchange up/down windows", function()
   it("settle at the end of their window and never shift the seeded price paths", function()
     local a, ca = setup { seed = 8 }
     local b, cb = setup { seed = 8 }
-    local w = call(a, "GET", "/v1/markets/updown", { query = { asset = "ETH", interval = "5M", limit = "1" } }).body[1]
+    local w = call(a, "GET", "/v1/markets/updown", { query = { asset = "ETH", interval = "5M", limit = "1" } }).body.markets[1]
     assert.are.equal("ETH", w.asset)
     local m = a:market(w.condition_id)
     for _ = 1, 400 do

@@ -164,7 +164,104 @@ local function run(seed, steps)
   return stats, ex
 end
 
+-- Up/Down windows: random trading in the live BTC/ETH 5M and 15M windows while the clock runs
+-- through many windows, so that they open, close, resolve on spot and settle under open
+-- positions and resting orders. Beyond the invariants above, the money is conserved from the
+-- API's own history: cash + reserved = starting + sum(sells, settlements included) -
+-- sum(buys) - fees, and every share held is bought minus sold (settled to the house).
+local function history(ex, key)
+  local all, off = {}, 0
+  while true do
+    local page = call(ex, key, "GET", "/v1/account/history", { limit = "200", offset = tostring(off) }).body
+    for _, t in ipairs(page) do all[#all + 1] = t end
+    if #page < 200 then return all end
+    off = off + 200
+  end
+end
+
+local function conserved(ex, key)
+  local bal = call(ex, key, "GET", "/v1/account/balance").body
+  local flow, held, payouts = 0, {}, 0
+  for _, t in ipairs(history(ex, key)) do
+    local n, fee, q = money(t.notional), money(t.fee), fixed.parse(t.quantity, 4)
+    local k = t.market_id .. "/" .. t.outcome
+    if t.side == "BUY" then flow = flow - n - fee; held[k] = (held[k] or 0) + q
+    else flow = flow + n - fee; held[k] = (held[k] or 0) - q end
+    if t.price_source == "settlement" then
+      payouts = payouts + n
+      assert.is_true(t.price == "1.00" and n == q * 10000 or t.price == "0.00" and n == 0)
+    end
+  end
+  assert.are.equal(money(bal.starting_balance) + flow, money(bal.balance) + money(bal.reserved))
+  for _, p in ipairs(call(ex, key, "GET", "/v1/account/positions").body) do
+    local k = p.market_id .. "/" .. p.outcome
+    assert.are.equal(held[k] or 0, fixed.parse(p.quantity, 4), k)
+  end
+  return payouts
+end
+
+local function run_updown(seed, steps)
+  local clock = { t = T0 }
+  local ex = assert(exchange.new { seed = seed, clock = function() return clock.t end,
+    tiers = { pro = { per_second = 1000000, per_minute = 1000000, batch = 8 },
+              pro_plus = { per_second = 1000000, per_minute = 1000000, batch = 8 } } })
+  local r = rng.new("property-updown-" .. seed)
+  local u2 = ex:add_user { plan = "pro_plus" }
+  local keys = { ex.api_key, ex:add_key { user_id = u2.user_id } }
+  local stats = { resolved = {}, settled = 0, filled = 0 }
+  ex:on("window", function(id, msg)
+    if msg.event == "resolve" then stats.resolved[id] = msg.resolved_outcome end
+    if msg.event == "settle" then stats.settled = stats.settled + 1 end
+  end)
+  local cids = {}
+  local function refresh()
+    cids = {}
+    for _, q in ipairs { { "BTC", "5M" }, { "ETH", "5M" }, { "BTC", "15M" } } do
+      local rows = call(ex, keys[1], "GET", "/v1/markets/updown", { asset = q[1], interval = q[2], limit = "2" }).body.markets
+      for _, w in ipairs(rows) do if not w.closed then cids[#cids + 1] = w.condition_id end end
+    end
+  end
+  refresh()
+  for step = 1, steps do
+    local key = keys[r:range(1, 2)]
+    local action = r:below(100)
+    if action < 55 then
+      local f = random_order(r, ex, cids)
+      local resp = call(ex, key, "POST", "/v1/orders", nil, f)
+      if resp.status == 200 and resp.body.status == "FILLED" then stats.filled = stats.filled + 1 end
+    elseif action < 65 then
+      assert.are.equal(200, call(ex, key, "POST", "/v1/cancel-all", { confirm = "true" }).status)
+    else
+      local dt = r:range(1, 40)
+      clock.t = clock.t + dt
+      ex:tick(dt)
+      if r:chance(1, 4) then refresh() end
+    end
+    local ok, err = ex:check_invariants()
+    assert(ok, ("updown seed %d step %d: %s"):format(seed, step, tostring(err)))
+    if step % 25 == 0 then
+      for _, k in ipairs(keys) do reconcile(ex, k); conserved(ex, k) end
+    end
+  end
+  for _ = 1, 40 do clock.t = clock.t + 30; ex:tick(30) end   -- let every window traded settle
+  local payouts = 0
+  for _, k in ipairs(keys) do reconcile(ex, k); payouts = payouts + conserved(ex, k) end
+  return stats, payouts
+end
+
 describe("exchange property", function()
+  for _, seed in ipairs { 1, 2 } do
+    it("conserves money across Up/Down resolutions and settlements (seed " .. seed .. ")", function()
+      local stats, payouts = run_updown(seed, 400)
+      assert.is_true(stats.filled > 20, "filled " .. stats.filled)
+      assert.is_true(stats.settled > 5, "settled " .. stats.settled)
+      assert.is_true(payouts > 0, "no winning shares were paid out")
+      local ups, downs = 0, 0
+      for _, o in pairs(stats.resolved) do if o == "Up" then ups = ups + 1 else downs = downs + 1 end end
+      assert.is_true(ups > 0 and downs > 0, ("%d up, %d down"):format(ups, downs))
+    end)
+  end
+
   for _, seed in ipairs { 1, 2, 3 } do
     it("keeps books sorted and wallets reconciled exactly (seed " .. seed .. ")", function()
       local stats = run(seed, 500)

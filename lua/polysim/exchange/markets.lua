@@ -566,11 +566,14 @@ end
 
 --- walk(U, dt, now): advances every open, non-frozen market by a random walk of dt seconds
 --- and rebuilds unpinned books. Returns the list of markets whose price changed.
---- resolve_updown(m): settles an up/down window whose end has passed ("Up" when the Up price
---- is at least 0.50): books empty, prices 1 / 0.
-function _M.resolve_updown(m)
-  m.resolved_outcome = m.outcomes[1].price >= 5000 and "Up" or "Down"
+--- resolve_updown(m, U): resolves an up/down window whose end has passed: on spot against the
+--- strike when the window has a resolver (windows.lua), else "Up" when the Up price is at
+--- least 0.50; books empty, prices 1 / 0; queued on U.unsettled for settlement (windows.lua).
+function _M.resolve_updown(m, U)
+  local fn = m.updown.resolver
+  m.resolved_outcome = (fn and fn(m)) or (m.outcomes[1].price >= 5000 and "Up" or "Down")
   m.frozen, m.closed = true, true
+  if U and U.unsettled then U.unsettled[#U.unsettled + 1] = m end
   for _, o in ipairs(m.outcomes) do
     o.bids, o.asks = {}, {}
     o.price = o.label == m.resolved_outcome and ONE or 0
@@ -586,7 +589,7 @@ function _M.walk(U, dt, now)
     -- price paths of the seeded universe
     local r, br = m.rng or U.walk_rng, m.rng or U.book_rng
     if m.updown and not m.resolved_outcome and now >= m.end_date then
-      _M.resolve_updown(m)
+      _M.resolve_updown(m, U)
       changed[#changed + 1] = m
     end
     if m.updown and m.resolved_outcome then drop = true end
@@ -776,14 +779,15 @@ function _M.updown_market(U, asset, name, interval, len, start, now)
       { label = "Down", token_id = token_id(r), price = 5000, bids = {}, asks = {} },
     },
     end_date = start + len, is_hot = true, volume = r:range(100, 50000) * fixed.M,
-    vol = 40, updated_us = util.to_us(now), created_at = start - len,
-    updown = { asset = asset, interval = interval, start = start, len = len },
+    vol = U.spot and 0 or 40, updated_us = util.to_us(now), created_at = start - len,
+    updown = { asset = asset, interval = interval, start = start, len = len, U = U,
+               resolver = U.window_resolver },
   }
   m.rng = r
   _M.rebuild_books(m, r)
   sample(m, now)
   register(U, m)
-  if now >= start + len then _M.resolve_updown(m) end
+  if now >= start + len then _M.resolve_updown(m, U) end
   return m
 end
 
@@ -795,7 +799,7 @@ function _M.updown_view(m, now)
   s.window_start, s.window_end = util.iso(w.start), util.iso(w.start + w.len)
   s.up_price = fmt_price(m.outcomes[1].price)
   s.down_price = fmt_price(m.outcomes[2].price)
-  if now >= w.start + w.len and not m.resolved_outcome then _M.resolve_updown(m) end
+  if now >= w.start + w.len and not m.resolved_outcome then _M.resolve_updown(m, w.U) end
   s.resolved_outcome = opt(m.resolved_outcome)
   return s
 end

@@ -4,6 +4,7 @@ local markets = require "polysim.exchange.markets"
 local keys = require "polysim.exchange.keys"
 local accounts = require "polysim.exchange.accounts"
 local orders = require "polysim.exchange.orders"
+local windows = require "polysim.exchange.windows"
 
 local _M = {}
 local methods = {}
@@ -19,11 +20,17 @@ function methods:_emit(event, a, b)
   end
 end
 
---- on(event, fn): "price" -> fn(market_id, msg); "fill" -> fn(user_id, msg).
+local EVENTS = { price = true, fill = true, spot = true, window = true }
+
+--- on(event, fn): "price" -> fn(market_id, msg); "fill" -> fn(user_id, msg);
+--- "spot" -> fn(updates) (the crypto_price messages of one tick, windows.lua);
+--- "window" -> fn(market_id, msg) (Up/Down lifecycle: open, close, resolve, settle; the same
+--- messages also go to the market's "price" listeners).
 function methods:on(event, fn)
-  assert(event == "price" or event == "fill", "on: event must be 'price' or 'fill'")
+  assert(EVENTS[event], "on: event must be 'price', 'fill', 'spot' or 'window'")
   assert(type(fn) == "function", "on: fn must be a function")
-  local list = self.listeners[event]
+  local list = self.listeners[event] or {}
+  self.listeners[event] = list
   list[#list + 1] = fn
   return fn
 end
@@ -40,9 +47,16 @@ function methods:tick(dt)
   dt = tonumber(dt) or 1
   if dt < 0 then dt = 0 end
   local now = self.clock()
+  local spots = windows.before(self, now)
   local changed = markets.walk(self.U, dt, now)
   orders.match(self, now)
+  local lifecycle = windows.after(self, now)
   for _, m in ipairs(changed) do self:_emit("price", m.condition_id, markets.ws_price(m)) end
+  for _, ev in ipairs(lifecycle) do
+    self:_emit("window", ev[1], ev[2])
+    self:_emit("price", ev[1], ev[2])
+  end
+  if spots then self:_emit("spot", spots) end
   local hour = floor(now / 3600)
   if hour > self.snap_hour then
     self.snap_hour = hour

@@ -1,0 +1,229 @@
+-- The Up/Down window lifecycle of the local exchange, on top of the spot model (spot.lua):
+--   scheduled (start in the future; strike pending: /prices/ptb answers 404)
+--   open      (start <= now < end; strike = spot at the start, exact)
+--   closed    (end reached: no more trading, resting orders cancelled)
+--   resolved  ("Up" when spot at the end >= the strike, else "Down"; never the market's own
+--              price)
+--   settled   (every holder's winning shares pay 1.00 each into cash, losing ones 0; the
+--              positions close; the payout appears in history as a SETTLEMENT trade)
+-- A series (asset + interval) that was asked for once keeps its current and next windows
+-- scheduled on every tick. Listeners: "spot" fn(updates) with the crypto_price messages of one
+-- tick; "window" fn(market_id, msg) with the lifecycle messages (also sent to the market's
+-- price subscribers, see sim.lua).
+local spot = require "polysim.exchange.spot"
+local markets = require "polysim.exchange.markets"
+local accounts = require "polysim.exchange.accounts"
+local orders = require "polysim.exchange.orders"
+local fixed = require "polysim.exchange.fixed"
+local util = require "polysim.exchange.util"
+
+local _M = {}
+
+local ONE = fixed.P
+local floor, exp, sqrt, log = math.floor, math.exp, math.sqrt, math.log
+local null = util.null
+
+_M.SOURCE = "chainlink_rtds"           -- SDK client.py get_spot: the preferred upstream name
+_M.PTB_SOURCE = "polymarket_open_price" -- SDK client.py get_price_to_beat: an authoritative one
+
+--- model(ex): the exchange's spot model (created on first use, walked to now).
+function _M.model(ex, now)
+  local U = ex.U
+  local S = U.spot
+  if not S then
+    S = spot.new(ex.seed, ex.started_at or now)
+    U.spot = S
+    U.series = U.series or {}
+    U.unsettled = U.unsettled or {}
+    U.window_resolver = function(m) return _M.outcome(ex, m) end
+  end
+  spot.advance(S, now or ex.clock())
+  return S
+end
+
+--- strike(ex, m): the window's strike in the asset's tick units, or nil while pending.
+function _M.strike(ex, m)
+  local w = m.updown
+  if w.strike then return w.strike end
+  local S = _M.model(ex, ex.clock())
+  local v = spot.at(S, w.asset, w.start)
+  w.strike = v
+  return v
+end
+
+--- outcome(ex, m): "Up" / "Down" from spot at the window's end against its strike; nil when
+--- either price is unknown (the window ended before the walk started).
+function _M.outcome(ex, m)
+  local w = m.updown
+  local k = _M.strike(ex, m)
+  local close = spot.at(ex.U.spot, w.asset, w.start + w.len)
+  if not k or not close then return nil end
+  w.close_price = close
+  return close >= k and "Up" or "Down"
+end
+
+--- window(ex, asset, interval, start, now): the window market (created on first use, and its
+--- series scheduled from then on).
+function _M.window(ex, a, iv, start, now)
+  _M.model(ex, now)
+  local m = markets.updown_market(ex.U, a[1], a[2], iv[1], iv[2], start, now)
+  m.updown.resolver = m.updown.resolver or ex.U.window_resolver
+  local key = a[1] .. "|" .. iv[1]
+  if not ex.U.series[key] then ex.U.series[key] = { a = a, iv = iv, last = -1 } end
+  return m
+end
+
+--- phase(m, now): "scheduled" | "open" | "closed" | "resolved" | "settled".
+function _M.phase(m, now)
+  local w = m.updown
+  if w.settled then return "settled" end
+  if m.resolved_outcome then return "resolved" end
+  if now >= w.start + w.len then return "closed" end
+  if now >= w.start then return "open" end
+  return "scheduled"
+end
+
+-- The fair Up price of an open window: P(spot_end >= strike) under the walk's own volatility
+-- (logistic approximation of the normal), on the market's tick, within [tick, 1 - tick].
+local function fair_up(ex, m, now)
+  local w = m.updown
+  local S = ex.U.spot
+  local k = w.strike
+  local st = S.assets[w.asset]
+  local tau = w.start + w.len - now
+  if not k or tau <= 0 then return nil end
+  local sigma = st.half / sqrt(3) * 1e-5 * sqrt(tau)
+  local x = log(st.p / k) / sigma
+  local p = 1 / (1 + exp(-1.702 * x))
+  local t = m.tick
+  local v = floor(p * ONE / t + 0.5) * t
+  if v < t then v = t elseif v > ONE - t then v = ONE - t end
+  return v
+end
+
+--- message(ex, m, event, now): the lifecycle message (WS price channel and SSE "window").
+function _M.message(ex, m, event, now)
+  local w = m.updown
+  local S = ex.U.spot
+  local k = w.strike
+  return {
+    type = "window", event = event, market_id = m.condition_id, condition_id = m.condition_id,
+    asset = w.asset, interval = w.interval,
+    start_date = util.iso(w.start), end_date = util.iso(w.start + w.len),
+    price_to_beat = k and spot.number(S, w.asset, k) or null,
+    close_price = w.close_price and spot.number(S, w.asset, w.close_price) or null,
+    resolved_outcome = util.opt(m.resolved_outcome),
+    timestamp = util.iso(floor(now)),
+  }
+end
+
+-- Pays out one resolved window to every holder: cancels what still rests there (closing
+-- releases reservations), then sells each position to the house at 1.00 / 0.00, fee 0.
+local function settle(ex, m, now)
+  local users = {}
+  for _, u in pairs(ex.K.users) do users[#users + 1] = u end
+  table.sort(users, function(a, b) return a.id < b.id end)
+  local paid = 0
+  for _, user in ipairs(users) do
+    for _, o in pairs(user.open) do
+      if o.market == m then orders.cancel(ex, o, now, "CANCELLED"); user.open[o.id] = nil end
+    end
+    local w = user.wallet
+    for idx = 1, #m.outcomes do
+      local pos = w and accounts.position(user, m, idx, false)
+      if pos and pos.qty > 0 then
+        local q = pos.qty
+        local px = accounts.value_price(m, idx)
+        local notional = q * px
+        accounts.sell(w, pos, q, notional, 0, false)
+        pos.status = "CLOSED"
+        local O = ex.O
+        local us = orders.stamp(O, now)
+        user.trades[#user.trades + 1] = {
+          id = O.next_trade, order_id = null, market = m, idx = idx, side = "SELL",
+          price = px == ONE and "1.00" or "0.00", qty = q, notional = notional, fee = 0,
+          maker = false, us = us, price_source = "settlement", order_created_at = null,
+          settlement = true,
+        }
+        O.next_trade = O.next_trade + 1
+        paid = paid + notional
+      end
+    end
+  end
+  m.updown.settled = true
+  m.updown.payout = paid
+end
+
+--- tick(ex, now, changed): before the walk: advance spot, keep series scheduled, move the
+--- open windows' prices to their fair value. Returns the spot updates of this tick.
+function _M.before(ex, now)
+  local U = ex.U
+  if not U.spot then return nil end
+  local S = U.spot
+  local moved = spot.advance(S, now)
+  for _, s in pairs(U.series) do
+    local len = s.iv[2]
+    local cur = floor(now / len) * len
+    if cur ~= s.last then
+      s.last = cur
+      _M.window(ex, s.a, s.iv, cur, now)
+      _M.window(ex, s.a, s.iv, cur + len, now)
+    end
+  end
+  for _, m in ipairs(U.all) do
+    local w = m.updown
+    if w and not m.resolved_outcome and now >= w.start and now < w.start + w.len then
+      if not w.strike then _M.strike(ex, m) end
+      local v = fair_up(ex, m, now)
+      if v and v ~= m.outcomes[1].price then markets.set_price(m, 1, v, m.rng, now) end
+    end
+  end
+  if not moved then return nil end
+  local ups = {}
+  local ts = util.iso(S.cur)
+  for _, st in ipairs(S.list) do
+    ups[#ups + 1] = { type = "crypto_price", symbol = st.sym, price = spot.number(S, st.sym, st.p),
+                      timestamp = ts, source = _M.SOURCE }
+  end
+  return ups
+end
+
+--- after(ex, now): after the walk and matching: settle what resolved; returns the lifecycle
+--- messages {market_id, msg} of this tick, in order.
+function _M.after(ex, now)
+  local U = ex.U
+  if not U.spot then return {} end
+  local events = {}
+  local function note(m, ev) events[#events + 1] = { m.condition_id, _M.message(ex, m, ev, now) } end
+  for _, m in ipairs(U.all) do
+    local w = m.updown
+    if w and not m.resolved_outcome then
+      local ph = _M.phase(m, now)
+      if ph ~= (w.seen or "scheduled") then
+        if ph == "open" or ph == "closed" then
+          if (w.seen or "scheduled") == "scheduled" then note(m, "open") end
+          if ph == "closed" then note(m, "close") end
+        end
+        w.seen = ph
+      end
+    end
+  end
+  local pending = U.unsettled
+  U.unsettled = {}
+  for _, m in ipairs(pending) do
+    local w = m.updown
+    if w.seen ~= "closed" then
+      if w.seen ~= "open" and now >= w.start then note(m, "open") end
+      note(m, "close")
+    end
+    note(m, "resolve")
+    settle(ex, m, now)
+    w.seen = "settled"
+    local msg = _M.message(ex, m, "settle", now)
+    msg.payout = fixed.money(w.payout)
+    events[#events + 1] = { m.condition_id, msg }
+  end
+  return events
+end
+
+return _M
