@@ -57,6 +57,7 @@ build = {
     ["polysim.exchange.api.keys"] = "lua/polysim/exchange/api/keys.lua",
     ["polysim.exchange.api.market_data"] = "lua/polysim/exchange/api/market_data.lua",
     ["polysim.exchange.api.prices"] = "lua/polysim/exchange/api/prices.lua",
+    ["polysim.exchange.api.stream"] = "lua/polysim/exchange/api/stream.lua",
     ["polysim.exchange.api.trading"] = "lua/polysim/exchange/api/trading.lua",
     ["polysim.exchange.api.updown"] = "lua/polysim/exchange/api/updown.lua",
     ["polysim.exchange.book"] = "lua/polysim/exchange/book.lua",
@@ -90,11 +91,13 @@ build = {
     ["polysim.retry"] = "lua/polysim/retry.lua",
     ["polysim.sandbox"] = "lua/polysim/sandbox.lua",
     ["polysim.serve"] = "lua/polysim/serve.lua",
+    ["polysim.sse"] = "lua/polysim/sse.lua",
     ["polysim.strategy"] = "lua/polysim/strategy.lua",
     ["polysim.stream"] = "lua/polysim/stream.lua",
     ["polysim.ui.css"] = "lua/polysim/ui/css.lua",
     ["polysim.ui"] = "lua/polysim/ui/init.lua",
     ["polysim.ui.js"] = "lua/polysim/ui/js.lua",
+    ["polysim.updown"] = "lua/polysim/updown.lua",
   },
 }
 test = { type = "command", command = "make test" }

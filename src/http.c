@@ -328,6 +328,19 @@ static int l_result(lua_State *L) {
     return 1;
 }
 
+/* transfer:take() -> the body bytes received since the last take (the buffer empties), and
+ * the response status so far (0 before the status line). For streamed answers (SSE,
+ * lua/polysim/sse.lua) read while the transfer runs; max_size then bounds what is unread. */
+static int l_take(lua_State *L) {
+    ps_transfer *t = check_transfer(L, 1);
+    lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.n);
+    t->body.n = 0;
+    long status = 0;
+    if (t->easy) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, status);
+    return 2;
+}
+
 static int l_done(lua_State *L) {
     lua_pushboolean(L, check_transfer(L, 1)->state == T_DONE);
     return 1;
@@ -354,7 +367,8 @@ static int l_tostring(lua_State *L) {
 
 void ps_http_open(lua_State *L) {
     static const luaL_Reg methods[] = {
-        {"result", l_result}, {"done", l_done}, {"close", l_close}, {NULL, NULL},
+        {"result", l_result}, {"done", l_done}, {"close", l_close}, {"take", l_take},
+        {NULL, NULL},
     };
     ps_newclass(L, TRANSFER_MT, methods, l_close, l_close, l_tostring);
     lua_pushcfunction(L, l_request);

@@ -50,6 +50,9 @@ struct ps_server {
     int closed;
     unsigned short port;
     struct ps_wsconn *ws;    /* upgraded (or upgrading) WebSocket connections */
+    struct ps_stream *streams; /* open streamed (SSE) answers */
+    int kick;                /* a stream got data: run MHD without waiting */
+    lua_State *stopL;        /* the state closing the server (stream callbacks) */
 };
 
 static ps_server *check_server(lua_State *L, int idx) {
@@ -70,6 +73,7 @@ static long src_prepare(void *ud) {
         long d = p->ctx->due <= now ? 0 : (long)((p->ctx->due - now) * 1000.0) + 1;
         if (ms < 0 || d < ms) ms = d;
     }
+    if (s->kick) ms = 0;
     long w = ps_wsconn_prepare(&s->ws);
     if (w >= 0 && (ms < 0 || w < ms)) ms = w;
     return ms;
@@ -89,6 +93,7 @@ static void src_run(void *ud) {
             pp = &p->next;
         }
     }
+    s->kick = 0;
     MHD_run(s->d);
     lua_State *L = ps_loop_state(s->loop);
     if (L && s->ws) ps_wsconn_expire(L, &s->ws);
@@ -225,6 +230,165 @@ static struct MHD_Response *upgrade_response(lua_State *L, ps_server *s, req_ctx
     return ps_wsconn_server_response(L, -1, &s->ws, s->loop, key, &ctx->ws);
 }
 
+/* ---- streamed answers (server-sent events) ------------------------------------------- */
+/* The handler answered { status, headers, stream = { on_open = fn(st), on_close = fn(st) } }:
+ * a chunked response fed by st:write(text); st:close() ends it after what is buffered. The
+ * connection is suspended while the buffer is empty and resumed by the next write. on_close
+ * runs once when the connection ends (client gone, st:close() drained, or server closed). */
+#define STREAM_MT "polysim.ServerStream"
+
+typedef struct ps_stream {
+    char *p;
+    size_t n, off, cap;
+    int eof, suspended, gone, ref;
+    struct MHD_Connection *conn;
+    ps_server *srv;
+    struct ps_stream *next;
+} ps_stream;
+
+typedef struct { ps_stream *st; } stream_box;
+
+static ps_stream *check_stream(lua_State *L) {
+    return ((stream_box *)luaL_checkudata(L, 1, STREAM_MT))->st;
+}
+
+static void stream_wake(ps_stream *st) {
+    if (st->suspended && st->conn) {
+        st->suspended = 0;
+        MHD_resume_connection(st->conn);
+    }
+    st->srv->kick = 1;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    ps_stream *st = cls;
+    size_t left = st->n - st->off;
+    if (left) {
+        size_t k = left < max ? left : max;
+        memcpy(buf, st->p + st->off, k);
+        st->off += k;
+        if (st->off == st->n) st->off = st->n = 0;
+        return (ssize_t)k;
+    }
+    if (st->eof || st->srv->closed) return MHD_CONTENT_READER_END_OF_STREAM;
+    st->suspended = 1;                                 /* nothing yet: wait for a write */
+    MHD_suspend_connection(st->conn);
+    return 0;
+}
+
+static void stream_free(void *cls) {
+    ps_stream *st = cls;
+    ps_server *s = st->srv;
+    for (ps_stream **pp = &s->streams; *pp; pp = &(*pp)->next)
+        if (*pp == st) { *pp = st->next; break; }
+    st->conn = NULL;
+    st->gone = 1;
+    free(st->p);
+    st->p = NULL;
+    st->n = st->off = st->cap = 0;
+    lua_State *L = ps_loop_state(s->loop);
+    if (!L) L = s->stopL;
+    if (!L || st->ref == LUA_NOREF) return;            /* the box frees st when collected */
+    int top = lua_gettop(L);
+    if (lua_checkstack(L, 4)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, st->ref);    /* box */
+        lua_getiuservalue(L, -1, 1);                   /* box spec */
+        if (lua_istable(L, -1) && lua_getfield(L, -1, "on_close") == LUA_TFUNCTION) {
+            lua_pushvalue(L, -3);                      /* box spec fn box */
+            ps_loop_call(s->loop, L, 1, 0, 0);
+        }
+    }
+    lua_settop(L, top);
+    luaL_unref(L, LUA_REGISTRYINDEX, st->ref);
+    st->ref = LUA_NOREF;
+}
+
+static int l_stream_write(lua_State *L) {
+    ps_stream *st = check_stream(L);
+    size_t n;
+    const char *text = luaL_checklstring(L, 2, &n);
+    if (st->gone || st->eof) { lua_pushboolean(L, 0); return 1; }
+    if (st->n + n > st->cap) {
+        size_t cap = st->cap ? st->cap : 1024;
+        while (cap < st->n + n) cap *= 2;
+        char *p = realloc(st->p, cap);
+        if (!p) return luaL_error(L, "out of memory");
+        st->p = p;
+        st->cap = cap;
+    }
+    memcpy(st->p + st->n, text, n);
+    st->n += n;
+    stream_wake(st);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_stream_close(lua_State *L) {
+    ps_stream *st = check_stream(L);
+    if (!st->gone && !st->eof) {
+        st->eof = 1;
+        stream_wake(st);
+    }
+    return 0;
+}
+
+static int l_stream_is_open(lua_State *L) {
+    ps_stream *st = check_stream(L);
+    lua_pushboolean(L, !st->gone && !st->eof);
+    return 1;
+}
+
+static int l_stream_gc(lua_State *L) {
+    stream_box *b = luaL_checkudata(L, 1, STREAM_MT);
+    if (b->st && b->st->gone) free(b->st);             /* else MHD still holds it */
+    b->st = NULL;
+    return 0;
+}
+
+/* Builds the streamed response from the answer at index ans (its `stream` table at the top)
+ * and calls stream.on_open(st). Pops the stream table. */
+static struct MHD_Response *stream_response(lua_State *L, ps_server *s, struct MHD_Connection *conn,
+                                            int ans, unsigned int *status) {
+    ps_stream *st = calloc(1, sizeof *st);
+    if (!st) { lua_pop(L, 1); return NULL; }
+    st->conn = conn;
+    st->srv = s;
+    st->ref = LUA_NOREF;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read,
+                                                               st, stream_free);
+    if (!r) { free(st); lua_pop(L, 1); return NULL; }
+    stream_box *b = lua_newuserdatauv(L, sizeof *b, 1); /* spec box */
+    b->st = st;
+    luaL_setmetatable(L, STREAM_MT);
+    lua_pushvalue(L, -2);
+    lua_setiuservalue(L, -2, 1);                       /* spec box */
+    lua_pushvalue(L, -1);
+    st->ref = luaL_ref(L, LUA_REGISTRYINDEX);          /* kept until the connection ends */
+    st->next = s->streams;
+    s->streams = st;
+    lua_getfield(L, ans, "status");
+    *status = lua_isinteger(L, -1) ? (unsigned int)lua_tointeger(L, -1) : 200;
+    lua_pop(L, 1);
+    if (lua_getfield(L, ans, "headers") == LUA_TTABLE) { /* spec box hdrs */
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+                MHD_add_response_header(r, lua_tostring(L, -2), lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);                                     /* spec box */
+    if (lua_getfield(L, -2, "on_open") == LUA_TFUNCTION) { /* spec box fn */
+        lua_pushvalue(L, -2);
+        ps_loop_call(s->loop, L, 1, 0, 0);             /* spec box */
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
@@ -311,6 +475,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return r;
         }
         lua_settop(L, top + 1);                        /* ans */
+        if (lua_istable(L, -1) && lua_getfield(L, -1, "stream") == LUA_TTABLE) { /* ans stream */
+            resp = stream_response(L, s, conn, top + 1, &status);
+            lua_settop(L, top);
+            if (!resp) return MHD_NO;
+            enum MHD_Result r = MHD_queue_response(conn, status, resp);
+            MHD_destroy_response(resp);
+            return r;
+        }
+        lua_settop(L, top + 1);                        /* ans */
         resp = make_response(L, &status, &drop, &delay);
     } else {
         static const char msg[] = "{\"error\":\"INTERNAL_ERROR\",\"message\":\"handler failed\"}";
@@ -354,7 +527,16 @@ static void server_stop(lua_State *L, ps_server *s) {
         free(p);
     }
     ps_wsconn_close_all(L, &s->ws);                    /* MHD must not stop with them open */
+    for (ps_stream *st = s->streams; st; st = st->next) {  /* nor with suspended streams */
+        st->eof = 1;
+        if (st->suspended && st->conn) {
+            st->suspended = 0;
+            MHD_resume_connection(st->conn);
+        }
+    }
+    s->stopL = L;
     if (s->d) MHD_stop_daemon(s->d);
+    s->stopL = NULL;
     s->d = NULL;
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, s);
@@ -442,6 +624,11 @@ void ps_server_open(lua_State *L) {
         {"port", l_port}, {"close", l_close}, {NULL, NULL},
     };
     ps_newclass(L, SERVER_MT, methods, l_close, l_close, l_tostring);
+    static const luaL_Reg stream_methods[] = {
+        {"write", l_stream_write}, {"close", l_stream_close}, {"is_open", l_stream_is_open},
+        {NULL, NULL},
+    };
+    ps_newclass(L, STREAM_MT, stream_methods, l_stream_gc, NULL, NULL);
     lua_pushcfunction(L, l_serve);
     lua_setfield(L, -2, "serve");
 }

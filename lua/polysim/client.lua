@@ -509,6 +509,44 @@ function methods:updown(p)
   } })
 end
 
+-- Up/Down and spot (issue 9; shapes from the SDK's polysim_sdk/client.py). updown{} above
+-- answers the payload object {markets, crypto_prices, available_assets, ...}.
+-- the public prices routes take the key when there is one (as the SDK sends it)
+local function public_auth(self) return secrets[self].api_key and "key" or "none" end
+
+-- updown_windows{asset=, interval=, live=true} -> the payload's rows (live: open windows only)
+function methods:updown_windows(p)
+  p = check_table("updown_windows", "params", p, true)
+  check_keys("updown_windows", p, set { "asset", "interval", "limit", "live" })
+  local live = p.live
+  local q = { asset = p.asset, interval = p.interval, limit = p.limit }
+  local payload, err = self:updown(q)
+  if not payload then return nil, err end
+  local rows = payload.markets or payload
+  if not live then return rows end
+  return core.array(require("polysim.updown").open_windows(rows))
+end
+
+-- spot("BTC") -> {symbol, price, timestamp, source, age_seconds, stale}
+function methods:spot(symbol)
+  return self:_call("GET", "/prices/live/" .. pathseg("spot", "symbol", symbol), { auth = public_auth(self) })
+end
+
+-- spots() -> {prices = {SYM = spot}, supported_symbols, timestamp}
+function methods:spots() return self:_call("GET", "/prices/live", { auth = public_auth(self) }) end
+
+-- price_to_beat(condition_id | token_id) -> {price, asset, start_date, source}; nil and a
+-- status 404 error while the window has not opened (pending: retry shortly).
+function methods:price_to_beat(id)
+  return self:_call("GET", "/prices/ptb/" .. pathseg("price_to_beat", "id", id), { auth = public_auth(self) })
+end
+
+-- spot_stream{crypto=, crypto_source=, condition_ids=, on_spot=, on_window=, on_message=,
+-- on_event=, ...} -> the SSE stream (polysim.sse)
+function methods:spot_stream(opts)
+  return require("polysim.sse").spot(self, opts, secrets[self].api_key)
+end
+
 function methods:events_page(p)
   p = check_table("events_page", "params", p, true)
   check_keys("events_page", p, set { "limit", "offset" })

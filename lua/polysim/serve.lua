@@ -166,6 +166,26 @@ local function make_ws(ex, log)
   return W
 end
 
+-- Server-sent events (GET /prices/stream, the updown engineer's): the exchange answers a
+-- session (exchange/api/stream.lua); the front door streams it (core.serve's `stream` answer)
+-- with a keepalive every 5 s until the client goes or the server closes.
+local function sse_answer(resp)
+  local sess = resp.sse
+  local headers = resp.headers or {}
+  headers["Content-Type"] = resp.content_type or "text/event-stream"
+  local stop
+  return { status = resp.status or 200, headers = headers, stream = {
+    on_open = function(st)
+      sess:attach(function(text) return st:write(text) end, core.json_encode, function() st:close() end)
+      stop = ploop.every(5, function() if not sess:keepalive() then st:close() end end)
+    end,
+    on_close = function()
+      sess:detach()
+      if stop then stop(); stop = nil end
+    end,
+  } }
+end
+
 -- The HTTP handler: decode the body, ask the exchange, encode its answer.
 local function make_handler(ex, log, ws)
   return function(req)
@@ -181,6 +201,7 @@ local function make_handler(ex, log, ws)
       return { status = 500, headers = { ["X-Polysim-Code"] = "INTERNAL_ERROR" }, body = INTERNAL }
     end
     if resp.drop then return { drop = true } end
+    if resp.sse then return sse_answer(resp) end
     local headers = resp.headers or {}
     local body = resp.body
     if type(body) == "table" then

@@ -4,7 +4,7 @@
 local _M = {}
 
 local H = {}
-for _, name in ipairs { "health", "market_data", "updown", "prices", "trading", "account", "keys" } do
+for _, name in ipairs { "health", "market_data", "updown", "prices", "stream", "trading", "account", "keys" } do
   for k, fn in pairs(require("polysim.exchange.api." .. name)) do
     assert(H[k] == nil, "duplicate handler " .. k)
     H[k] = fn
@@ -22,6 +22,7 @@ local ROUTES = {
   { "GET", "/prices/live", H.spot_live, "public" },
   { "GET", "/prices/live/{symbol}", H.spot_symbol, "public" },
   { "GET", "/prices/ptb/{id}", H.ptb, "public" },
+  { "GET", "/prices/stream", H.prices_stream, "public" },
   { "GET", "/v1/markets/by-slug/{slug}", H.market_by_slug, "trade", "read" },
   { "GET", "/v1/markets/{condition_id}", H.market, "trade", "read" },
   { "GET", "/v1/markets/{condition_id}/book", H.book, "trade", "read" },
