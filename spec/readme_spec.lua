@@ -41,6 +41,24 @@ describe("README", function()
     assert.matches("FILLED", out)
   end)
 
+  it("the Up/Down example runs against a local exchange", function()
+    local script = os.tmpname()
+    write(script, readme_block("## Up/Down markets"))
+    local out = run(string.format([[
+      %s serve --port 0 > %s.srv 2>/dev/null & pid=$!
+      for i in $(seq 100); do [ -s %s.srv ] && break; sleep 0.05; done
+      line=$(head -n1 %s.srv)
+      url=$(echo "$line" | sed 's/.*"base_url":"\([^"]*\)".*/\1/')
+      key=$(echo "$line" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
+      POLYSIM_BASE_URL=$url POLYSIM_API_KEY=$key lua5.4 %s; kill $pid]], EXE, script, script, script, script))
+    os.remove(script)
+    os.remove(script .. ".srv")
+    assert.matches("rc=0", out)
+    assert.matches("FILLED", out)
+    assert.matches("tick\tBTC", out)
+    assert.is_nil(out:find("nil", 1, true), out)
+  end)
+
   it("the complete strategy runs under polysim run without errors", function()
     local path = os.tmpname() .. ".lua"
     write(path, readme_block("A complete strategy:"))
