@@ -97,6 +97,37 @@ describe("client Up/Down", function()
     end
     assert.equal(2, settled)
     for _, p in ipairs(assert(client:positions {})) do assert.equal("CLOSED", p.status) end
+    local eq = assert(client:equity { days = 1 })
+    assert.equal(bal.balance, eq[#eq].total_value)             -- the payout is in the equity curve
+    assert.equal("0.00", eq[#eq].position_value)
+  end)
+
+  it("sends the window lifecycle to WebSocket price subscribers", function()
+    local core = require "polysim.core"
+    local w = assert(client:updown_windows { asset = "ETH", interval = "5M", limit = 2 })[2]
+    local msgs = {}
+    local conn
+    conn = core.ws_connect {
+      url = srv.base_url:gsub("^http", "ws") .. "/v1/ws/prices?token=" .. assert(client:ws_token()).token,
+      on_open = function() conn:send(core.json_encode { action = "subscribe", markets = { w.condition_id } }) end,
+      on_message = function(text) msgs[#msgs + 1] = core.json_decode(text) end }
+    local function seen(ev)
+      for _, m in ipairs(msgs) do if m.type == "window" and m.event == ev then return m end end
+    end
+    assert(ploop.run_until(function() for _, m in ipairs(msgs) do if m.type == "subscribed" then return true end end end, 5))
+    for k = 1, 310 do
+      advance(srv, clock, 1)
+      if k % 50 == 0 then ploop.run_until(function() return false end, 0.01) end
+    end
+    assert(ploop.run_until(function() return seen("settle") ~= nil end, 5))
+    conn:close(1000, "done")
+    local open, res = seen("open"), seen("resolve")
+    assert.equal(w.condition_id, open.market_id)
+    assert.equal("ETH", open.asset)
+    assert.is_number(open.price_to_beat)
+    assert.is_truthy(seen("close"))
+    assert.is_true(res.resolved_outcome == "Up" or res.resolved_outcome == "Down")
+    assert.equal(res.close_price >= res.price_to_beat and "Up" or "Down", res.resolved_outcome)
   end)
 end)
 

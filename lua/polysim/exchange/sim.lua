@@ -47,10 +47,15 @@ function methods:tick(dt)
   dt = tonumber(dt) or 1
   if dt < 0 then dt = 0 end
   local now = self.clock()
-  local spots = windows.before(self, now)
+  local spots, repriced = windows.before(self, now)
   local changed = markets.walk(self.U, dt, now)
   orders.match(self, now)
   local lifecycle = windows.after(self, now)
+  local seen = {}
+  for _, m in ipairs(changed) do seen[m] = true end
+  for _, m in ipairs(repriced) do
+    if not seen[m] then changed[#changed + 1] = m end
+  end
   for _, m in ipairs(changed) do self:_emit("price", m.condition_id, markets.ws_price(m)) end
   for _, ev in ipairs(lifecycle) do
     self:_emit("window", ev[1], ev[2])

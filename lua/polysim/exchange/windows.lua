@@ -129,6 +129,7 @@ local function settle(ex, m, now)
       if o.market == m then orders.cancel(ex, o, now, "CANCELLED"); user.open[o.id] = nil end
     end
     local w = user.wallet
+    local settled_user = false
     for idx = 1, #m.outcomes do
       local pos = w and accounts.position(user, m, idx, false)
       if pos and pos.qty > 0 then
@@ -147,18 +148,21 @@ local function settle(ex, m, now)
         }
         O.next_trade = O.next_trade + 1
         paid = paid + notional
+        settled_user = true
       end
     end
+    if settled_user then accounts.snapshot(user, now) end   -- the payout shows in equity at once
   end
   m.updown.settled = true
   m.updown.payout = paid
 end
 
---- tick(ex, now, changed): before the walk: advance spot, keep series scheduled, move the
---- open windows' prices to their fair value. Returns the spot updates of this tick.
+--- before(ex, now): before the walk: advance spot, keep series scheduled, move the open
+--- windows' prices to their fair value. Returns the spot updates of this tick (nil when spot
+--- did not move) and the windows whose price moved.
 function _M.before(ex, now)
   local U = ex.U
-  if not U.spot then return nil end
+  if not U.spot then return nil, {} end
   local S = U.spot
   local moved = spot.advance(S, now)
   for _, s in pairs(U.series) do
@@ -170,22 +174,26 @@ function _M.before(ex, now)
       _M.window(ex, s.a, s.iv, cur + len, now)
     end
   end
+  local moved_windows = {}
   for _, m in ipairs(U.all) do
     local w = m.updown
     if w and not m.resolved_outcome and now >= w.start and now < w.start + w.len then
       if not w.strike then _M.strike(ex, m) end
       local v = fair_up(ex, m, now)
-      if v and v ~= m.outcomes[1].price then markets.set_price(m, 1, v, m.rng, now) end
+      if v and v ~= m.outcomes[1].price then
+        markets.set_price(m, 1, v, m.rng, now)
+        moved_windows[#moved_windows + 1] = m
+      end
     end
   end
-  if not moved then return nil end
+  if not moved then return nil, moved_windows end
   local ups = {}
   local ts = util.iso(S.cur)
   for _, st in ipairs(S.list) do
     ups[#ups + 1] = { type = "crypto_price", symbol = st.sym, price = spot.number(S, st.sym, st.p),
                       timestamp = ts, source = _M.SOURCE }
   end
-  return ups
+  return ups, moved_windows
 end
 
 --- after(ex, now): after the walk and matching: settle what resolved; returns the lifecycle
