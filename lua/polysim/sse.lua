@@ -170,7 +170,7 @@ function methods:_connect()
   if self.closed then return end
   self.attempt = self.attempt + 1
   local url = self.url .. (self.query ~= "" and self.query .. "&" or "?") .. "_=" ..
-    string.format("%08x%08x", math.random(0, 0x7fffffff), self.attempt)
+    string.format("%x%04x", math.floor(core.monotime() * 1e6), self.attempt)   -- fresh per connection
   local errbody = {}
   local status = 0
   local last = core.monotime()
