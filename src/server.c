@@ -10,7 +10,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <microhttpd.h>
 
 #include "loop.h"
@@ -18,6 +20,17 @@
 #define SERVER_MT "polysim.Server"
 
 typedef struct pending pending;
+typedef struct conn_rec conn_rec;
+
+/* One accepted connection, until its first request's headers are in: the header timeout
+ * (slowloris) closes it by shutdown(2) of its socket, which MHD then sees as the peer's
+ * close and cleans up as usual. */
+struct conn_rec {
+    struct ps_server *srv;
+    int fd;
+    double deadline;         /* 0: headers arrived (or the connection is gone) */
+    conn_rec *prev, *next;
+};
 
 typedef struct {
     char *p;
@@ -50,7 +63,19 @@ struct ps_server {
     int closed;
     unsigned short port;
     struct ps_wsconn *ws;    /* upgraded (or upgrading) WebSocket connections */
+    double header_timeout;   /* seconds from accept to a first request's complete headers */
+    conn_rec *waiting;       /* connections still inside their header timeout, oldest first */
+    conn_rec *waiting_tail;
 };
+
+static void waiting_unlink(conn_rec *c) {
+    ps_server *s = c->srv;
+    if (c->deadline == 0) return;
+    c->deadline = 0;
+    if (c->prev) c->prev->next = c->next; else s->waiting = c->next;
+    if (c->next) c->next->prev = c->prev; else s->waiting_tail = c->prev;
+    c->prev = c->next = NULL;
+}
 
 static ps_server *check_server(lua_State *L, int idx) {
     ps_server *s = luaL_checkudata(L, idx, SERVER_MT);
@@ -68,6 +93,10 @@ static long src_prepare(void *ud) {
     double now = ps_monotime();
     for (pending *p = s->delayed; p; p = p->next) {
         long d = p->ctx->due <= now ? 0 : (long)((p->ctx->due - now) * 1000.0) + 1;
+        if (ms < 0 || d < ms) ms = d;
+    }
+    if (s->waiting) {
+        long d = s->waiting->deadline <= now ? 0 : (long)((s->waiting->deadline - now) * 1000.0) + 1;
         if (ms < 0 || d < ms) ms = d;
     }
     long w = ps_wsconn_prepare(&s->ws);
@@ -88,6 +117,11 @@ static void src_run(void *ud) {
         } else {
             pp = &p->next;
         }
+    }
+    while (s->waiting && s->waiting->deadline <= now) {  /* header timeout */
+        conn_rec *c = s->waiting;
+        waiting_unlink(c);
+        shutdown(c->fd, SHUT_RDWR);
     }
     MHD_run(s->d);
     lua_State *L = ps_loop_state(s->loop);
@@ -148,6 +182,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     ctx_free(ctx);
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    ps_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_rec *c = calloc(1, sizeof *c);
+        *socket_context = c;
+        if (!c || !fi || s->header_timeout <= 0) return;
+        c->srv = s;
+        c->fd = fi->connect_fd;
+        c->deadline = ps_monotime() + s->header_timeout;
+        c->prev = s->waiting_tail;
+        if (s->waiting_tail) s->waiting_tail->next = c; else s->waiting = c;
+        s->waiting_tail = c;
+    } else {
+        conn_rec *c = *socket_context;
+        if (c) {
+            if (c->srv) waiting_unlink(c);
+            free(c);
+        }
+        *socket_context = NULL;
+    }
 }
 
 /* Builds an MHD response from the handler's answer at the top of the stack. Returns NULL
@@ -237,6 +295,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ctx->conn = conn;
         ctx->srv = s;
         *con_cls = ctx;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context) {                /* headers are in */
+            conn_rec *c = ci->socket_context;
+            if (c->srv) waiting_unlink(c);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -360,7 +423,43 @@ static void server_stop(lua_State *L, ps_server *s) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, s);
 }
 
-/* core.serve{ host = "127.0.0.1", port = 0, max_body = N, handler = fn } -> server */
+/* Descriptors: raise the soft limit to the hard one, so the connection limit below, not
+ * RLIMIT_NOFILE, is what bounds the server. Returns the usable descriptor count. */
+static rlim_t raise_nofile(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return 1024;
+    if (r.rlim_cur < r.rlim_max) {
+        rlim_t want = r.rlim_max == RLIM_INFINITY ? 65536 : r.rlim_max;
+        struct rlimit n = {want, r.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &n) == 0) r.rlim_cur = want;
+    }
+    return r.rlim_cur;
+}
+
+/* The listening socket, made here so that it has SO_REUSEADDR (a restart beside the old
+ * server's closing connections binds) and never SO_REUSEPORT (a second server on a busy port
+ * fails: issue 11). -1 with errno set on failure. */
+static int listen_socket(const struct sockaddr_storage *ss) {
+    int fam = ss->ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fam == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t len = fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* core.serve{ host = "127.0.0.1", port = 0, max_body = N, handler = fn,
+ *             header_timeout = 10 (s), per_ip = 256, max_connections = 8192 } -> server
+ * The listening socket is exclusive (no SO_REUSEPORT): a busy port fails with "address in
+ * use". epoll (no FD_SETSIZE ceiling); idle connections close after 120 s. */
 static int l_serve(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "host");
@@ -369,9 +468,18 @@ static int l_serve(lua_State *L) {
     lua_Integer port = luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "max_body");
     lua_Integer max_body = luaL_optinteger(L, -1, 1 << 20);
-    lua_getfield(L, 1, "handler");
+    lua_getfield(L, 1, "header_timeout");
+    lua_Number header_timeout = luaL_optnumber(L, -1, 10);
+    lua_getfield(L, 1, "per_ip");
+    lua_Integer per_ip = luaL_optinteger(L, -1, 256);
+    lua_getfield(L, 1, "max_connections");
+    lua_Integer max_conn = luaL_optinteger(L, -1, 8192);
+    lua_getfield(L, 1, "handler");                     /* last: the handler stays on top */
     luaL_argcheck(L, lua_isfunction(L, -1), 1, "handler must be a function");
     luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port must be 0..65535");
+    luaL_argcheck(L, per_ip >= 0 && max_conn > 0, 1, "per_ip and max_connections must be positive");
+    rlim_t nofile = raise_nofile();
+    if ((rlim_t)max_conn + 64 > nofile) max_conn = nofile > 128 ? (lua_Integer)(nofile - 64) : 64;
     ps_loop *loop = ps_loop_get(L);
 
     struct sockaddr_storage ss;
@@ -397,16 +505,30 @@ static int l_serve(lua_State *L) {
     lua_setiuservalue(L, -2, 1);                       /* ... handler server */
     s->loop = loop;
     s->max_body = (size_t)max_body;
+    s->header_timeout = header_timeout;
+    int lfd = listen_socket(&ss);
+    if (lfd < 0) {
+        int e = errno;
+        s->closed = 1;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
+                        e == EADDRINUSE ? "address in use" : strerror(e));
+        return 2;
+    }
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_ip,
                             MHD_OPTION_END);
     if (!s->d) {
         s->closed = 1;
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, strerror(errno));
+        int e = errno;
+        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
+                        e == EADDRINUSE ? "address in use" : strerror(e));
         return 2;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
