@@ -93,3 +93,19 @@ describe("a busy port", function()
     b:close()
   end)
 end)
+
+describe("core.siphash24", function()
+  it("is SipHash-2-4 (the paper's vector) and agrees with the Lua version", function()
+    local core = require "polysim.core"
+    local sh = require "polysim.exchange.siphash"
+    local key, msg = {}, {}
+    for i = 0, 15 do key[#key + 1] = string.char(i) end
+    for i = 0, 14 do msg[#msg + 1] = string.char(i) end
+    local k0, k1 = string.unpack("<i8<i8", table.concat(key))
+    assert.are.equal(string.format("%x", core.siphash24(k0, k1, table.concat(msg))), "a129ca6149be45e5")
+    for n = 0, 40 do
+      local s = core.random_bytes(n)
+      assert.are.equal(sh.lua_hash(k0, n * 7919, s), core.siphash24(k0, n * 7919, s))
+    end
+  end)
+end)

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -559,6 +560,49 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
+/* core.siphash24(k0, k1, s) -> integer: SipHash-2-4 (Aumasson & Bernstein), the same
+ * function as lua/polysim/exchange/siphash.lua, which uses this when present. perf (issue
+ * 13): the Lua version was over half of the front door's Lua time per request (the
+ * exchange fingerprints the presented API key on every request). */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                          \
+    do {                                                                                  \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                         \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                            \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                            \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                         \
+    } while (0)
+
+static int l_siphash24(lua_State *L) {
+    uint64_t k0 = (uint64_t)luaL_checkinteger(L, 1), k1 = (uint64_t)luaL_checkinteger(L, 2);
+    size_t n;
+    const unsigned char *m = (const unsigned char *)luaL_checklstring(L, 3, &n);
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t full = n - n % 8;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t w = 0;
+        for (int j = 7; j >= 0; j--) w = (w << 8) | m[i + (size_t)j];
+        v3 ^= w;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= w;
+    }
+    uint64_t b = (uint64_t)(n & 0xff) << 56;
+    for (size_t j = 0; j < n - full; j++) b |= (uint64_t)m[full + j] << (8 * j);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    lua_pushinteger(L, (lua_Integer)(v0 ^ v1 ^ v2 ^ v3));
+    return 1;
+}
+
 void ps_server_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"port", l_port}, {"close", l_close}, {NULL, NULL},
@@ -566,4 +610,6 @@ void ps_server_open(lua_State *L) {
     ps_newclass(L, SERVER_MT, methods, l_close, l_close, l_tostring);
     lua_pushcfunction(L, l_serve);
     lua_setfield(L, -2, "serve");
+    lua_pushcfunction(L, l_siphash24);
+    lua_setfield(L, -2, "siphash24");
 }
