@@ -7,7 +7,15 @@ local ATTACK = BUILD .. "/spec-tools/frontdoor_attack"
 local have_cc = os.execute("mkdir -p " .. BUILD .. "/spec-tools && cc -std=c11 -O1 -o " .. ATTACK ..
   " spec/tools/frontdoor_attack.c 2>/dev/null")
 
-local function start(args)
+local function rss_kb(pid)
+  local f = io.open("/proc/" .. pid .. "/status")
+  if not f then return nil end
+  local kb = f:read("a"):match("VmRSS:%s*(%d+)")
+  f:close()
+  return tonumber(kb)
+end
+
+local function start(args, keep_out)
   local out = os.tmpname()
   local pidfile = os.tmpname()
   os.execute(string.format("lua5.4 spec/tools/frontdoor_server.lua %s > %s 2>&1 & echo $! > %s",
@@ -25,9 +33,9 @@ local function start(args)
     if port then break end
     os.execute("sleep 0.05")
   end
-  os.remove(out)
+  if not keep_out then os.remove(out) end
   assert(port, "the exchange did not start")
-  return port, pid
+  return port, pid, out
 end
 
 local function attack(port, mode, n, secs)
@@ -62,6 +70,27 @@ describe("the front door", function()
     assert.are.equal(100, opened)
     assert.are.equal(100, closed)                -- failed before: 0 closed (only an idle timeout)
     assert.are.equal(200, health)
+  end)
+
+  it("closes a WebSocket that floods pings and never reads with 1008; memory stays bounded", function()
+    if not have_cc then return pending("needs cc for the attacker") end
+    local out
+    port, pid, out = start("ws", true)
+    local before = rss_kb(pid)
+    local p = assert(io.popen(string.format("%s %d wsping 64 10", ATTACK, port)))
+    local line = p:read("a")
+    p:close()
+    local sent, closed, health = line:match("sent (%d+) closed (%d+) health (%-?%d+)")
+    assert(sent, "attacker said: " .. line)
+    local after = rss_kb(pid)
+    local f = assert(io.open(out))
+    local log = f:read("a")
+    f:close()
+    os.remove(out)
+    assert.are.equal("1", closed)                -- failed before: 64 MiB of pings, never closed
+    assert.truthy(log:find("closed 1008", 1, true), log)
+    assert.are.equal("200", health)
+    if before and after then assert.is_true(after - before < 16 * 1024, "RSS grew " .. (after - before) .. " kB") end
   end)
 
   it("honours per_ip", function()

@@ -225,6 +225,26 @@ static void queue_close(ps_wsconn *c, int code, const char *reason, size_t len) 
         ps_ws_append_close(&c->queue, c->role, 0, NULL, 0);
 }
 
+/* perf (issue 10 #9), an isolated addition: a server connection whose outgoing bytes (pongs,
+ * messages) pass OUT_CAP is a peer that does not read. It is closed with 1008 and what was
+ * queued is dropped, so a ping flood costs the server at most OUT_CAP per connection. */
+#define OUT_CAP ((size_t)1 << 20)
+
+static int over_cap(const ps_wsconn *c) {
+    return c->role == PS_WS_SERVER && c->fly.len - c->fly_off + c->queue.len > OUT_CAP;
+}
+
+static void close_overflow(ps_wsconn *c, lua_State *L) {
+    static const char why[] = "peer does not read (outgoing queue over 1 MiB)";
+    ps_ws_buf_free(&c->queue);
+    queue_close(c, 1008, why, sizeof why - 1);
+    flush(c);
+    finish(c, L, 1, 1008, why, sizeof why - 1);
+    ps_ws_buf_free(&c->queue);
+    ps_ws_buf_free(&c->fly);
+    c->fly_off = 0;
+}
+
 /* ---- receiving ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -282,6 +302,7 @@ static void feed(ps_wsconn *c, lua_State *L, const uint8_t *p, size_t n) {
         return;
     }
     if (flush(c) < 0) finish_str(c, L, 1, 1006, "send failed");
+    else if (over_cap(c)) close_overflow(c, L);
 }
 
 static void on_open(ps_wsconn *c, lua_State *L) {
@@ -667,6 +688,12 @@ static int l_send(lua_State *L) {
     if (ps_ws_append_frame(&c->queue, c->role, PS_WS_OP_TEXT, 1, s, n) != 0)
         return luaL_error(L, "send: %s", strerror(errno));
     c->messages_out++;
+    if (over_cap(c) && flush(c) == 0 && over_cap(c)) { /* issue 10 #9 */
+        close_overflow(c, L);
+        lua_pushnil(L);
+        lua_pushstring(L, "peer does not read: closed with 1008");
+        return 2;
+    }
     if (flush(c) < 0) {                                 /* the read side will see it fail */
         set_events(c, EPOLLIN | EPOLLOUT);
         lua_pushnil(L);

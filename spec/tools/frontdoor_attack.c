@@ -3,7 +3,9 @@
  * sending one header line per connection every 200 ms (slowloris) for SECONDS. Then it
  * counts the connections the server has closed and asks GET /v1/health from another
  * client address (127.0.0.2). Prints: "opened O closed C health S".
- * Usage: frontdoor_attack PORT hold|slow N SECONDS */
+ * "wsping": one WebSocket to /ws that floods pings (up to N MiB, SECONDS at most) and never
+ * reads; prints "sent MIB closed C health S" (C: 1 when the server closed it).
+ * Usage: frontdoor_attack PORT hold|slow|wsping N SECONDS */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,7 +70,62 @@ static int health(int port) {
     return status;
 }
 
+static int wsping(int port, int mib, double secs) {
+    int fd = dial(port, NULL);
+    if (fd < 0) return 1;
+    static const char hs[] = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\n";
+    if (write(fd, hs, sizeof hs - 1) != (ssize_t)(sizeof hs - 1)) return 1;
+    char b[1024];
+    size_t n = 0;
+    while (n < sizeof b - 1 && !strstr(b, "\r\n\r\n")) {   /* the 101's headers, nothing more */
+        ssize_t r = read(fd, b + n, 1);
+        if (r <= 0) return 1;
+        n += (size_t)r;
+        b[n] = 0;
+    }
+    if (!strstr(b, " 101 ")) { fprintf(stderr, "no 101: %s\n", b); return 1; }
+    unsigned char frame[6 + 125];                       /* masked ping, 125-byte payload */
+    frame[0] = 0x89;
+    frame[1] = 0x80 | 125;
+    memset(frame + 2, 0x5a, sizeof frame - 2);
+    size_t sent = 0, limit = (size_t)mib << 20;
+    int closed = 0;
+    double end = now() + secs;
+    while (sent < limit && now() < end) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        if (p.revents & (POLLERR | POLLHUP)) { closed = 1; break; }
+        ssize_t r = send(fd, frame, sizeof frame, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (r < 0) { closed = 1; break; }
+        sent += (size_t)r;                              /* a partial frame: the rest follows */
+        if ((size_t)r < sizeof frame) {
+            size_t off = (size_t)r;
+            while (off < sizeof frame) {
+                ssize_t k = send(fd, frame + off, sizeof frame - off, MSG_NOSIGNAL);
+                if (k < 0) { closed = 1; break; }
+                off += (size_t)k;
+                sent += (size_t)k;
+            }
+            if (closed) break;
+        }
+    }
+    if (!closed) {                                      /* a close shows as EOF/reset on read */
+        struct pollfd p = {fd, POLLIN, 0};
+        closed = poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)) ? 1 : 0;
+    }
+    printf("sent %zu closed %d health %d\n", sent >> 20, closed, health(port));
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[2], "wsping") == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        return wsping(atoi(argv[1]), atoi(argv[3]), atof(argv[4]));
+    }
     if (argc != 5) {
         fprintf(stderr, "usage: %s PORT hold|slow N SECONDS\n", argv[0]);
         return 2;
