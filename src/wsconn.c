@@ -69,6 +69,7 @@ struct ps_wsconn {
     /* server: when a close we started is given up on (the peer never echoed it) */
     double close_deadline;
     int sent_code;
+    int overflow;                    /* a pong would pass OUT_CAP: close 1008 (issue 10 #9) */
     /* stats */
     uint64_t messages_in, messages_out;
 };
@@ -225,9 +226,10 @@ static void queue_close(ps_wsconn *c, int code, const char *reason, size_t len) 
         ps_ws_append_close(&c->queue, c->role, 0, NULL, 0);
 }
 
-/* perf (issue 10 #9), an isolated addition: a server connection whose outgoing bytes (pongs,
- * messages) pass OUT_CAP is a peer that does not read. It is closed with 1008 and what was
- * queued is dropped, so a ping flood costs the server at most OUT_CAP per connection. */
+/* perf (issue 10 #9), an isolated addition: a server connection that has OUT_CAP bytes
+ * queued for a peer and is asked for one more pong or message is a peer that does not read.
+ * It is closed with 1008 and what was queued is dropped, so a ping flood costs the server
+ * at most OUT_CAP per connection. (send_raw, a test tool, is not counted against it.) */
 #define OUT_CAP ((size_t)1 << 20)
 
 static int over_cap(const ps_wsconn *c) {
@@ -263,7 +265,9 @@ static void on_event(void *ud, const ps_ws_event *ev) {
         call_cb(c, f->L, "on_message", 1);
         break;
     case PS_WS_EV_PING:
-        if (c->state == S_OPEN) ps_ws_append_frame(&c->queue, c->role, PS_WS_OP_PONG, 1, ev->data, ev->len);
+        if (c->state != S_OPEN) break;
+        if (over_cap(c)) c->overflow = 1;               /* issue 10 #9: no pong, close 1008 */
+        else ps_ws_append_frame(&c->queue, c->role, PS_WS_OP_PONG, 1, ev->data, ev->len);
         break;
     case PS_WS_EV_CLOSE:
     case PS_WS_EV_ERROR: {
@@ -302,7 +306,8 @@ static void feed(ps_wsconn *c, lua_State *L, const uint8_t *p, size_t n) {
         return;
     }
     if (flush(c) < 0) finish_str(c, L, 1, 1006, "send failed");
-    else if (over_cap(c)) close_overflow(c, L);
+    else if (c->overflow && over_cap(c)) close_overflow(c, L);
+    else c->overflow = 0;
 }
 
 static void on_open(ps_wsconn *c, lua_State *L) {
