@@ -1,29 +1,89 @@
--- Per-call cost of client:market(id) (request + JSON decode into a Lua table, keep-alive)
--- against a raw libcurl C loop doing the same GET on the same loopback server.
+-- The client against the libcurl floor (issue 13). Reference: bench/ref_server.c, which
+-- answers every request with the same canned bytes (the exchange's own answer to
+-- GET /v1/markets/{id}), so the figures are the client's cost, not a server's.
+--   sequential: client:market(id) incl. JSON decode into a table vs a plain libcurl easy loop
+--   64 in flight: 64 tasks calling client:market(id) vs a curl-multi loop with 64 transfers
+-- CPU per call is this process's user + system time (os.clock: CLOCK_PROCESS_CPUTIME_ID),
+-- the same accounting as the C loop's getrusage. Ratios are within this one run.
 local polysim = require "polysim"
 local core = require "polysim.core"
+local ploop = require "polysim.loop"
 
+local N = tonumber(os.getenv "BENCH_N") or 20000
+local NM = tonumber(os.getenv "BENCH_NM") or 40000
+local PAR = 64
+
+-- The canned bytes: the exchange's own answer for one market, served by ref_server.
 local info = assert(core.json_decode(assert(os.getenv "POLYSIM_BENCH_SERVER", "run through bench/run.sh")))
-local N = tonumber(os.getenv "BENCH_N") or 2000
-local client = polysim.new { base_url = info.base_url, api_key = info.api_key }
-local first = assert(client:markets_page { limit = 1 })[1]
-local id = first.condition_id
+local ex = polysim.new { base_url = info.base_url, api_key = info.api_key }
+local id = assert(ex:markets_page { limit = 1 })[1].condition_id
+local canned = assert(ex:_call("GET", "/v1/markets/" .. id, { raw = true }))
+local f = assert(io.open("build/bench/market.json", "wb"))
+f:write(canned)
+f:close()
+os.execute("build/bench/ref_server build/bench/market.json > build/bench/ref.port & echo $! > build/bench/ref.pid")
+local port
+for _ = 1, 100 do
+  f = io.open("build/bench/ref.port")
+  port = f and tonumber(f:read("l") or "")
+  if f then f:close() end
+  if port then break end
+  os.execute("sleep 0.02")
+end
+assert(port, "ref_server did not start")
+local function stop_ref()
+  local pf = io.open("build/bench/ref.pid")
+  if pf then os.execute("kill " .. pf:read("l") .. " 2>/dev/null"); pf:close() end
+end
+local ref = "http://127.0.0.1:" .. port
+local key = info.api_key
+local client = polysim.new { base_url = ref, api_key = key }
 
-for _ = 1, 100 do assert(client:market(id)) end -- warm up
+local function raw(args)
+  local p = assert(io.popen("build/bench/curl_raw " .. args))
+  local out = p:read("a")
+  p:close()
+  local w, c, bytes, rate = out:match("^(%S+) (%S+) (%d+) (%S+)")
+  assert(w, "curl_raw failed: " .. out)
+  return tonumber(w), tonumber(c), tonumber(bytes), tonumber(rate)
+end
+
+-- sequential
+for _ = 1, 200 do assert(client:market(id)) end -- warm up
 local before = client:stats().connections_opened
-local t0 = core.monotime()
+local w0, c0 = core.monotime(), os.clock()
 for _ = 1, N do assert(client:market(id)) end
-local lua_us = (core.monotime() - t0) / N * 1e6
+local lua_w, lua_c = (core.monotime() - w0) / N * 1e6, (os.clock() - c0) / N * 1e6
 local opened = client:stats().connections_opened - before
+local url = ref .. "/v1/markets/" .. id
+local raw_w, raw_c, bytes = raw(string.format("easy %s %s %d", url, key, N))
 
-local p = assert(io.popen(string.format("build/bench/curl_raw %s/v1/markets/%s %s %d",
-  info.base_url, id, info.api_key, N)))
-local raw = p:read("a")
-p:close()
-local raw_us, bytes = raw:match("^(%S+) (%d+)")
-raw_us = assert(tonumber(raw_us), "curl_raw failed: " .. raw)
+-- 64 in flight
+local done, failed = 0, nil
+local per = NM // PAR
+w0 = core.monotime()
+for _ = 1, PAR do
+  ploop.spawn(function()
+    for _ = 1, per do
+      local m, err = client:market(id)
+      if not m then failed = failed or err end
+    end
+    done = done + 1
+  end)
+end
+assert(ploop.run_until(function() return done == PAR end, 120), "64-task run timed out")
+assert(not failed, failed and tostring(failed))
+local lua_rate = per * PAR / (core.monotime() - w0)
+local _, _, _, raw_rate = raw(string.format("multi %s %s %d %d", url, key, per * PAR, PAR))
+stop_ref()
 
-print(string.format("client:market(id)  %8.1f us/call  (%d calls, %s bytes each, %d new connections)",
-  lua_us, N, bytes, opened))
-print(string.format("raw libcurl loop   %8.1f us/call", raw_us))
-print(string.format("ratio polysim/raw  %8.2f", lua_us / raw_us))
+print(string.format("reference: bench/ref_server.c, %d-byte market JSON, keep-alive, loopback", bytes))
+print(string.format("%-40s %9s %9s", "sequential, " .. N .. " calls", "CPU/call", "wall/call"))
+print(string.format("%-40s %7.1fus %7.1fus  (%d new connections)", "client:market(id) incl. decode",
+  lua_c, lua_w, opened))
+print(string.format("%-40s %7.1fus %7.1fus", "plain libcurl easy loop", raw_c, raw_w))
+print(string.format("%-40s %8.2fx %8.2fx  (goal <= 1.25x CPU, <= 1.15x wall)", "ratio polysim / libcurl",
+  lua_c / raw_c, lua_w / raw_w))
+print(string.format("%-40s %9.0f calls/s", PAR .. " tasks in flight (client:market)", lua_rate))
+print(string.format("%-40s %9.0f calls/s", "curl-multi, " .. PAR .. " transfers", raw_rate))
+print(string.format("%-40s %8.0f%%  (goal >= 80%%)", "polysim / curl-multi", lua_rate / raw_rate * 100))

@@ -1,9 +1,13 @@
-/* Reference for bench/client.lua: N sequential keep-alive GETs of one URL with plain
- * libcurl (one easy handle, body collected into memory, nothing decoded). Prints the
- * per-call cost in microseconds. Usage: curl_raw URL API_KEY N */
+/* Reference for bench/client.lua: plain libcurl doing the same GET of one URL, the body
+ * collected into memory, nothing decoded.
+ *   curl_raw easy URL API_KEY N        N sequential keep-alive GETs on one easy handle
+ *   curl_raw multi URL API_KEY N PAR   N GETs, PAR transfers in flight on one multi handle
+ * Prints: wall_us_per_call cpu_us_per_call bytes_per_call calls_per_s
+ * (cpu: getrusage of this process, user + system). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <curl/curl.h>
 
@@ -13,39 +17,99 @@ static size_t sink(char *p, size_t s, size_t n, void *ud) {
     return s * n;
 }
 
-int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s URL API_KEY N\n", argv[0]);
-        return 2;
-    }
-    int n = atoi(argv[3]);
-    char hdr[256];
-    snprintf(hdr, sizeof hdr, "X-API-Key: %s", argv[2]);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+static double wall(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double cpu(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+static CURL *easy(const char *url, struct curl_slist *h, size_t *bytes) {
     CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, hdr);
-    size_t bytes = 0;
-    curl_easy_setopt(e, CURLOPT_URL, argv[1]);
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &bytes);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, bytes);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < n; i++) {
-        CURLcode rc = curl_easy_perform(e);
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-        if (rc != CURLE_OK || status != 200) {
-            fprintf(stderr, "curl_raw: call %d failed: %s, status %ld\n", i, curl_easy_strerror(rc), status);
-            return 1;
-        }
+    return e;
+}
+
+static int check(CURL *e, CURLcode rc, int i) {
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK || status != 200) {
+        fprintf(stderr, "curl_raw: call %d failed: %s, status %ld\n", i, curl_easy_strerror(rc), status);
+        return 1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / n;
-    printf("%.2f %zu\n", us, bytes / (size_t)n);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int multi = argc == 6 && strcmp(argv[1], "multi") == 0;
+    if (!(argc == 5 && strcmp(argv[1], "easy") == 0) && !multi) {
+        fprintf(stderr, "usage: %s easy URL API_KEY N | multi URL API_KEY N PAR\n", argv[0]);
+        return 2;
+    }
+    const char *url = argv[2];
+    int n = atoi(argv[4]);
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "X-API-Key: %s", argv[3]);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct curl_slist *h = curl_slist_append(NULL, hdr);
+    size_t bytes = 0;
+    double w0, c0, w1, c1;
+    if (!multi) {
+        CURL *e = easy(url, h, &bytes);
+        for (int i = 0; i < 50; i++) curl_easy_perform(e);       /* warm up */
+        bytes = 0;
+        w0 = wall(), c0 = cpu();
+        for (int i = 0; i < n; i++)
+            if (check(e, curl_easy_perform(e), i)) return 1;
+        w1 = wall(), c1 = cpu();
+        curl_easy_cleanup(e);
+    } else {
+        int par = atoi(argv[5]);
+        CURLM *m = curl_multi_init();
+        curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)par);
+        CURL **es = calloc((size_t)par, sizeof *es);
+        int started = 0, done = 0, running = 0;
+        for (int i = 0; i < par && started < n; i++, started++) {
+            es[i] = easy(url, h, &bytes);
+            curl_multi_add_handle(m, es[i]);
+        }
+        w0 = wall(), c0 = cpu();
+        while (done < n) {
+            curl_multi_perform(m, &running);
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read(m, &left))) {
+                if (msg->msg != CURLMSG_DONE) continue;
+                CURL *e = msg->easy_handle;
+                if (check(e, msg->data.result, done)) return 1;
+                done++;
+                curl_multi_remove_handle(m, e);
+                if (started < n) {
+                    started++;
+                    curl_multi_add_handle(m, e);
+                } else {
+                    curl_easy_cleanup(e);
+                }
+            }
+            if (done < n) curl_multi_poll(m, NULL, 0, 1000, NULL);
+        }
+        w1 = wall(), c1 = cpu();
+        free(es);
+        curl_multi_cleanup(m);
+    }
+    printf("%.2f %.2f %zu %.0f\n", (w1 - w0) / n * 1e6, (c1 - c0) / n * 1e6, bytes / (size_t)n,
+           n / (w1 - w0));
     curl_slist_free_all(h);
-    curl_easy_cleanup(e);
     curl_global_cleanup();
     return 0;
 }

@@ -49,6 +49,44 @@ end
 local http = n_http / (core.monotime() - t0)
 assert(first)
 
+-- 16 connections: 16 tasks placing orders at once.
+local ploop = require "polysim.loop"
+local TASKS, per = 16, math.max(1, n_http // 8)
+local done, failed = 0, nil
+t0 = core.monotime()
+for _ = 1, TASKS do
+  ploop.spawn(function()
+    for i = 1, per do
+      local side = i % 2 == 1 and "BUY" or "SELL" -- each task buys before it sells
+      local o, err = client:place_order { market_id = mid, side = side, outcome = "Yes", quantity = 1,
+        price = side == "BUY" and "0.99" or "0.01", time_in_force = "FAK" }
+      if not o then failed = failed or err end
+    end
+    done = done + 1
+  end)
+end
+assert(ploop.run_until(function() return done == TASKS end, 120), "16-task run timed out")
+assert(not failed, failed and tostring(failed))
+local http16 = TASKS * per / (core.monotime() - t0)
+
+-- GET /v1/markets/{id} from wrk (a standard load tool) at 64 connections, when present.
+local wrk_rate
+if os.execute("command -v wrk > /dev/null 2>&1") then
+  local p = assert(io.popen(string.format("wrk -t2 -c64 -d5s -H 'X-API-Key: %s' %s/v1/markets/%s 2>&1",
+    info.api_key, info.base_url, mid)))
+  local out = p:read("a")
+  p:close()
+  wrk_rate = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
+  local non2xx = out:match("Non%-2xx or 3xx responses:%s*(%d+)")
+  if non2xx then print("wrk: " .. non2xx .. " answers were not 2xx") end
+end
+
 print(string.format("orders matched in-process   %9.0f orders/s  (%d market orders)", inproc, N))
 print(string.format("market orders over HTTP     %9.0f orders/s  (%d through client:place_order)", http, n_http))
-print(string.format("ratio HTTP / in-process     %9.3f", http / inproc))
+print(string.format("market orders, 16 conns     %9.0f orders/s  (%d through 16 tasks)", http16, TASKS * per))
+print(string.format("ratio 1 conn / in-process   %9.3f  (goal >= 0.60)", http / inproc))
+if wrk_rate then
+  print(string.format("GET /v1/markets/{id}, wrk   %9.0f req/s     (64 connections, 5 s; goal >= 20000)", wrk_rate))
+else
+  print("GET /v1/markets/{id}, wrk   (wrk not installed: skipped)")
+end

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 EXE=${POLYSIM_EXE:-build/bin/polysim}
 mkdir -p build/bench
 cc -O2 -o build/bench/curl_raw bench/curl_raw.c -lcurl
+cc -O2 -o build/bench/ref_server bench/ref_server.c
 out=build/bench/serve.out
+rm -f "$out"   # else the wait below can see the last run's line before the shell truncates it
 "$EXE" serve --port 0 --tick 0 --unlimited > "$out" 2> build/bench/serve.log &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT INT TERM

@@ -96,7 +96,7 @@ local src, bin, data = "build/bench/ws_parse.c", "build/bench/ws_parse", "build/
 local f = assert(io.open(src, "w")); f:write(C_SRC); f:close()
 f = assert(io.open(data, "wb")); f:write(blob); f:close()
 local cc = os.getenv "CC" or "cc"
-assert(os.execute(("%s -O2 -std=c11 -D_GNU_SOURCE -Isrc -I/usr/include/lua5.4 -o %s %s src/ws.c src/sha1.c -llua5.4")
+assert(os.execute(("%s -O2 -std=c11 -D_GNU_SOURCE -Isrc -I/usr/include/lua5.4 -o %s %s src/ws.c src/sha1.c src/header.c -llua5.4")
   :format(cc, bin, src)), "cannot build the C-only parser loop")
 local rounds = 5
 local p = assert(io.popen(bin .. " " .. data .. " " .. rounds))

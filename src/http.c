@@ -78,10 +78,30 @@ static ps_transfer *check_transfer(lua_State *L, int idx) {
     return luaL_checkudata(L, idx, TRANSFER_MT);
 }
 
+/* perf (issue 13): finished easy handles are reset and kept for the next request instead of
+ * curl_easy_cleanup + curl_easy_init per call (the profile's largest per-call allocation).
+ * curl_easy_reset drops every option; connections live in the multi's cache either way. */
+#define EASY_POOL 64
+static _Thread_local CURL *easy_pool[EASY_POOL];
+static _Thread_local int easy_pooled;
+
+static CURL *easy_get(void) {
+    return easy_pooled ? easy_pool[--easy_pooled] : curl_easy_init();
+}
+
+static void easy_put(CURL *e) {
+    if (easy_pooled < EASY_POOL) {
+        curl_easy_reset(e);
+        easy_pool[easy_pooled++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
 static void transfer_release(ps_transfer *t) {
     if (t->easy) {
         if (t->state == T_RUNNING && t->loop) curl_multi_remove_handle(ps_loop_multi(t->loop), t->easy);
-        curl_easy_cleanup(t->easy);
+        easy_put(t->easy);
         t->easy = NULL;
     }
     curl_slist_free_all(t->headers);
@@ -181,7 +201,7 @@ static int l_request(lua_State *L) {
     t->loop = loop;
     t->max_size = (size_t)max_size;
     strcpy(t->method, method);
-    t->easy = curl_easy_init();
+    t->easy = easy_get();
     if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
 
     int has_ctype = 0;

@@ -6,11 +6,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <microhttpd.h>
 
 #include "loop.h"
@@ -18,6 +21,17 @@
 #define SERVER_MT "polysim.Server"
 
 typedef struct pending pending;
+typedef struct conn_rec conn_rec;
+
+/* One accepted connection, until its first request's headers are in: the header timeout
+ * (slowloris) closes it by shutdown(2) of its socket, which MHD then sees as the peer's
+ * close and cleans up as usual. */
+struct conn_rec {
+    struct ps_server *srv;
+    int fd;
+    double deadline;         /* 0: headers arrived (or the connection is gone) */
+    conn_rec *prev, *next;
+};
 
 typedef struct {
     char *p;
@@ -53,7 +67,19 @@ struct ps_server {
     struct ps_stream *streams; /* open streamed (SSE) answers */
     int kick;                /* a stream got data: run MHD without waiting */
     lua_State *stopL;        /* the state closing the server (stream callbacks) */
+    double header_timeout;   /* seconds from accept to a first request's complete headers */
+    conn_rec *waiting;       /* connections still inside their header timeout, oldest first */
+    conn_rec *waiting_tail;
 };
+
+static void waiting_unlink(conn_rec *c) {
+    ps_server *s = c->srv;
+    if (c->deadline == 0) return;
+    c->deadline = 0;
+    if (c->prev) c->prev->next = c->next; else s->waiting = c->next;
+    if (c->next) c->next->prev = c->prev; else s->waiting_tail = c->prev;
+    c->prev = c->next = NULL;
+}
 
 static ps_server *check_server(lua_State *L, int idx) {
     ps_server *s = luaL_checkudata(L, idx, SERVER_MT);
@@ -74,6 +100,10 @@ static long src_prepare(void *ud) {
         if (ms < 0 || d < ms) ms = d;
     }
     if (s->kick) ms = 0;
+    if (s->waiting) {
+        long d = s->waiting->deadline <= now ? 0 : (long)((s->waiting->deadline - now) * 1000.0) + 1;
+        if (ms < 0 || d < ms) ms = d;
+    }
     long w = ps_wsconn_prepare(&s->ws);
     if (w >= 0 && (ms < 0 || w < ms)) ms = w;
     return ms;
@@ -94,6 +124,11 @@ static void src_run(void *ud) {
         }
     }
     s->kick = 0;
+    while (s->waiting && s->waiting->deadline <= now) {  /* header timeout */
+        conn_rec *c = s->waiting;
+        waiting_unlink(c);
+        shutdown(c->fd, SHUT_RDWR);
+    }
     MHD_run(s->d);
     lua_State *L = ps_loop_state(s->loop);
     if (L && s->ws) ps_wsconn_expire(L, &s->ws);
@@ -153,6 +188,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     ctx_free(ctx);
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    ps_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_rec *c = calloc(1, sizeof *c);
+        *socket_context = c;
+        if (!c || !fi || s->header_timeout <= 0) return;
+        c->srv = s;
+        c->fd = fi->connect_fd;
+        c->deadline = ps_monotime() + s->header_timeout;
+        c->prev = s->waiting_tail;
+        if (s->waiting_tail) s->waiting_tail->next = c; else s->waiting = c;
+        s->waiting_tail = c;
+    } else {
+        conn_rec *c = *socket_context;
+        if (c) {
+            if (c->srv) waiting_unlink(c);
+            free(c);
+        }
+        *socket_context = NULL;
+    }
 }
 
 /* Builds an MHD response from the handler's answer at the top of the stack. Returns NULL
@@ -401,6 +460,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ctx->conn = conn;
         ctx->srv = s;
         *con_cls = ctx;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context) {                /* headers are in */
+            conn_rec *c = ci->socket_context;
+            if (c->srv) waiting_unlink(c);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -542,7 +606,43 @@ static void server_stop(lua_State *L, ps_server *s) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, s);
 }
 
-/* core.serve{ host = "127.0.0.1", port = 0, max_body = N, handler = fn } -> server */
+/* Descriptors: raise the soft limit to the hard one, so the connection limit below, not
+ * RLIMIT_NOFILE, is what bounds the server. Returns the usable descriptor count. */
+static rlim_t raise_nofile(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return 1024;
+    if (r.rlim_cur < r.rlim_max) {
+        rlim_t want = r.rlim_max == RLIM_INFINITY ? 65536 : r.rlim_max;
+        struct rlimit n = {want, r.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &n) == 0) r.rlim_cur = want;
+    }
+    return r.rlim_cur;
+}
+
+/* The listening socket, made here so that it has SO_REUSEADDR (a restart beside the old
+ * server's closing connections binds) and never SO_REUSEPORT (a second server on a busy port
+ * fails: issue 11). -1 with errno set on failure. */
+static int listen_socket(const struct sockaddr_storage *ss) {
+    int fam = ss->ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fam == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t len = fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* core.serve{ host = "127.0.0.1", port = 0, max_body = N, handler = fn,
+ *             header_timeout = 10 (s), per_ip = 256, max_connections = 8192 } -> server
+ * The listening socket is exclusive (no SO_REUSEPORT): a busy port fails with "address in
+ * use". epoll (no FD_SETSIZE ceiling); idle connections close after 120 s. */
 static int l_serve(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "host");
@@ -551,9 +651,18 @@ static int l_serve(lua_State *L) {
     lua_Integer port = luaL_optinteger(L, -1, 0);
     lua_getfield(L, 1, "max_body");
     lua_Integer max_body = luaL_optinteger(L, -1, 1 << 20);
-    lua_getfield(L, 1, "handler");
+    lua_getfield(L, 1, "header_timeout");
+    lua_Number header_timeout = luaL_optnumber(L, -1, 10);
+    lua_getfield(L, 1, "per_ip");
+    lua_Integer per_ip = luaL_optinteger(L, -1, 256);
+    lua_getfield(L, 1, "max_connections");
+    lua_Integer max_conn = luaL_optinteger(L, -1, 8192);
+    lua_getfield(L, 1, "handler");                     /* last: the handler stays on top */
     luaL_argcheck(L, lua_isfunction(L, -1), 1, "handler must be a function");
     luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port must be 0..65535");
+    luaL_argcheck(L, per_ip >= 0 && max_conn > 0, 1, "per_ip and max_connections must be positive");
+    rlim_t nofile = raise_nofile();
+    if ((rlim_t)max_conn + 64 > nofile) max_conn = nofile > 128 ? (lua_Integer)(nofile - 64) : 64;
     ps_loop *loop = ps_loop_get(L);
 
     struct sockaddr_storage ss;
@@ -579,16 +688,30 @@ static int l_serve(lua_State *L) {
     lua_setiuservalue(L, -2, 1);                       /* ... handler server */
     s->loop = loop;
     s->max_body = (size_t)max_body;
+    s->header_timeout = header_timeout;
+    int lfd = listen_socket(&ss);
+    if (lfd < 0) {
+        int e = errno;
+        s->closed = 1;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
+                        e == EADDRINUSE ? "address in use" : strerror(e));
+        return 2;
+    }
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_ip,
                             MHD_OPTION_END);
     if (!s->d) {
         s->closed = 1;
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port, strerror(errno));
+        int e = errno;
+        lua_pushfstring(L, "cannot listen on %s:%d: %s", host, (int)port,
+                        e == EADDRINUSE ? "address in use" : strerror(e));
         return 2;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
@@ -619,6 +742,49 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
+/* core.siphash24(k0, k1, s) -> integer: SipHash-2-4 (Aumasson & Bernstein), the same
+ * function as lua/polysim/exchange/siphash.lua, which uses this when present. perf (issue
+ * 13): the Lua version was over half of the front door's Lua time per request (the
+ * exchange fingerprints the presented API key on every request). */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                          \
+    do {                                                                                  \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                         \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                            \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                            \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                         \
+    } while (0)
+
+static int l_siphash24(lua_State *L) {
+    uint64_t k0 = (uint64_t)luaL_checkinteger(L, 1), k1 = (uint64_t)luaL_checkinteger(L, 2);
+    size_t n;
+    const unsigned char *m = (const unsigned char *)luaL_checklstring(L, 3, &n);
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t full = n - n % 8;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t w = 0;
+        for (int j = 7; j >= 0; j--) w = (w << 8) | m[i + (size_t)j];
+        v3 ^= w;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= w;
+    }
+    uint64_t b = (uint64_t)(n & 0xff) << 56;
+    for (size_t j = 0; j < n - full; j++) b |= (uint64_t)m[full + j] << (8 * j);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    lua_pushinteger(L, (lua_Integer)(v0 ^ v1 ^ v2 ^ v3));
+    return 1;
+}
+
 void ps_server_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"port", l_port}, {"close", l_close}, {NULL, NULL},
@@ -631,4 +797,6 @@ void ps_server_open(lua_State *L) {
     ps_newclass(L, STREAM_MT, stream_methods, l_stream_gc, NULL, NULL);
     lua_pushcfunction(L, l_serve);
     lua_setfield(L, -2, "serve");
+    lua_pushcfunction(L, l_siphash24);
+    lua_setfield(L, -2, "siphash24");
 }

@@ -69,6 +69,7 @@ struct ps_wsconn {
     /* server: when a close we started is given up on (the peer never echoed it) */
     double close_deadline;
     int sent_code;
+    int overflow;                    /* a pong would pass OUT_CAP: close 1008 (issue 10 #9) */
     /* stats */
     uint64_t messages_in, messages_out;
 };
@@ -225,6 +226,27 @@ static void queue_close(ps_wsconn *c, int code, const char *reason, size_t len) 
         ps_ws_append_close(&c->queue, c->role, 0, NULL, 0);
 }
 
+/* perf (issue 10 #9), an isolated addition: a server connection that has OUT_CAP bytes
+ * queued for a peer and is asked for one more pong or message is a peer that does not read.
+ * It is closed with 1008 and what was queued is dropped, so a ping flood costs the server
+ * at most OUT_CAP per connection. (send_raw, a test tool, is not counted against it.) */
+#define OUT_CAP ((size_t)1 << 20)
+
+static int over_cap(const ps_wsconn *c) {
+    return c->role == PS_WS_SERVER && c->fly.len - c->fly_off + c->queue.len > OUT_CAP;
+}
+
+static void close_overflow(ps_wsconn *c, lua_State *L) {
+    static const char why[] = "peer does not read (outgoing queue over 1 MiB)";
+    ps_ws_buf_free(&c->queue);
+    queue_close(c, 1008, why, sizeof why - 1);
+    flush(c);
+    finish(c, L, 1, 1008, why, sizeof why - 1);
+    ps_ws_buf_free(&c->queue);
+    ps_ws_buf_free(&c->fly);
+    c->fly_off = 0;
+}
+
 /* ---- receiving ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -243,7 +265,9 @@ static void on_event(void *ud, const ps_ws_event *ev) {
         call_cb(c, f->L, "on_message", 1);
         break;
     case PS_WS_EV_PING:
-        if (c->state == S_OPEN) ps_ws_append_frame(&c->queue, c->role, PS_WS_OP_PONG, 1, ev->data, ev->len);
+        if (c->state != S_OPEN) break;
+        if (over_cap(c)) c->overflow = 1;               /* issue 10 #9: no pong, close 1008 */
+        else ps_ws_append_frame(&c->queue, c->role, PS_WS_OP_PONG, 1, ev->data, ev->len);
         break;
     case PS_WS_EV_CLOSE:
     case PS_WS_EV_ERROR: {
@@ -282,6 +306,8 @@ static void feed(ps_wsconn *c, lua_State *L, const uint8_t *p, size_t n) {
         return;
     }
     if (flush(c) < 0) finish_str(c, L, 1, 1006, "send failed");
+    else if (c->overflow && over_cap(c)) close_overflow(c, L);
+    else c->overflow = 0;
 }
 
 static void on_open(ps_wsconn *c, lua_State *L) {
@@ -667,6 +693,12 @@ static int l_send(lua_State *L) {
     if (ps_ws_append_frame(&c->queue, c->role, PS_WS_OP_TEXT, 1, s, n) != 0)
         return luaL_error(L, "send: %s", strerror(errno));
     c->messages_out++;
+    if (over_cap(c) && flush(c) == 0 && over_cap(c)) { /* issue 10 #9 */
+        close_overflow(c, L);
+        lua_pushnil(L);
+        lua_pushstring(L, "peer does not read: closed with 1008");
+        return 2;
+    }
     if (flush(c) < 0) {                                 /* the read side will see it fail */
         set_events(c, EPOLLIN | EPOLLOUT);
         lua_pushnil(L);

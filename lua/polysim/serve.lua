@@ -217,6 +217,7 @@ end
 local START_OPTIONS = {
   host = true, port = true, seed = true, markets = true, api_key = true, tiers = true,
   tick = true, max_body = true, logger = true, ws_token_ttl = true, clock = true,
+  header_timeout = true, per_ip = true, max_connections = true, -- front door (server.c)
 }
 
 -- start{ host = "127.0.0.1", port = 0, seed = 1, markets = table, api_key = , tiers = ,
@@ -239,6 +240,7 @@ function _M.start(opts)
   local host = opts.host or "127.0.0.1"
   local server, err = core.serve {
     host = host, port = opts.port or 0, max_body = opts.max_body or (1 << 20),
+    header_timeout = opts.header_timeout, per_ip = opts.per_ip, max_connections = opts.max_connections,
     handler = make_handler(ex, opts.logger, make_ws(ex, opts.logger)),
   }
   if not server then return nil, err end
