@@ -98,8 +98,8 @@ function _M.parse(j, now, U, clob)
   if clob then
     local tok = str_field(j, "token_id", items, { required = true, max = 256 }, "body")
     if tok then
-      local hit = U.by_token[tok]
-      if hit then s.market_id = hit[1].condition_id; s.outcome = hit[1].outcomes[hit[2]].label
+      local m, idx = markets.resolve_token(U, tok)
+      if m then s.market_id = m.condition_id; s.outcome = m.outcomes[idx].label
       else s.unknown_token = tok end
     end
   else
@@ -289,7 +289,7 @@ function _M.view(o)
   local m = o.market
   local fp = avg_fill(o)
   return {
-    order_id = o.id, market_id = m.condition_id, token_id = m.outcomes[o.idx].token_id,
+    id = o.id, order_id = o.id, market_id = m.condition_id, token_id = m.outcomes[o.idx].token_id,
     side = o.side, outcome = m.outcomes[o.idx].label, order_type = o.order_type,
     limit_price = fmt_price(o.limit), price = fp or fmt_price(o.limit),
     quantity = fmt_qty(o.status == "FILLED" and o.filled or o.quantity),
@@ -333,6 +333,9 @@ local function record_fill(ex, o, q, notional, fee, maker, now_us)
   O.next_trade = t.id + 1
   user.trades[#user.trades + 1] = t
   o.market.volume = o.market.volume + notional
+  -- The last trade, as books (last_trade_price) and WS price frames (last_trade*) report it.
+  local lt = { idx = o.idx, price = t.price, qty = q, side = o.side, us = now_us }
+  o.market.last_trade, o.market.outcomes[o.idx].last_trade = lt, lt
   if #ex.listeners.fill == 0 then return end
   ex:_emit("fill", user.id, {
     type = "fill", order_id = o.id, market_id = o.market.condition_id,
