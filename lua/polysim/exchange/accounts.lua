@@ -168,7 +168,7 @@ function _M.portfolio_view(user)
   if closed > 0 then win_rate = fixed.format(wins * 10000 // closed, 4, 2) end
   return {
     balance = _M.balance_view(user), positions = _M.positions_view(user, "OPEN"),
-    total_trades = #user.trades, win_rate = win_rate,
+    total_trades = user.n_trades or #user.trades, win_rate = win_rate,
     open_positions = (function()
       local n = 0
       for _, pos in ipairs(user.pos_list) do if pos.status == "OPEN" then n = n + 1 end end

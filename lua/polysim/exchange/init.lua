@@ -13,6 +13,8 @@
 --     ws_token_ttl = 60, max_body = 1 << 20,
 --     closed_beta = false, -- or "CLOSED_BETA" / "API_PRO_COMING_SOON": key issuance gated
 --     bootstrap_plan = "pro",  -- plan of the bootstrap user
+--     idempotency_window = 86400, -- seconds an Idempotency-Key / client_order_id is remembered
+--     keep_finished = 10000,   -- finished orders (and trades) kept per user; older ones dropped
 --   })
 --   ex.api_key, ex.bootstrap_token, ex.user_token (dashboard JWT of the api_key's owner),
 --   ex.user_id (owner of api_key)
@@ -145,6 +147,8 @@ function _M.new(opts)
     ws_token_ttl = opts.ws_token_ttl or 60, max_body = opts.max_body or (1 << 20),
     faults = {}, listeners = { price = {}, fill = {} },
     closed_beta = opts.closed_beta or false, started_at = now,
+    idem_window = opts.idempotency_window or orders.IDEM_WINDOW,
+    keep_finished = opts.keep_finished or orders.KEEP_FINISHED,
     snap_hour = floor(now / 3600),
   }, mt)
   local owner = keys.add_user(self.K, { plan = "pro", now = floor(now), email = "trader@example.com" })

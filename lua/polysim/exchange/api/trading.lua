@@ -57,7 +57,7 @@ function H.orders_batch(self, ctx, req, now)
       parts[i] = s and orders.fingerprint(s) or "?"
     end
     fp = "batch|" .. table.concat(parts, "\n")
-    local rec = ctx.user.idem["b:" .. hkey]
+    local rec = orders.idem_get(self, ctx.user, "b:" .. hkey, now)
     if rec then
       if rec.fp == fp then
         return { status = 200, body = rec.body, headers = { ["Idempotent-Replayed"] = "true" } }
@@ -85,7 +85,7 @@ function H.orders_batch(self, ctx, req, now)
     results[i] = res
   end
   local body = { results = results, succeeded = succeeded, failed = failed, total = #list }
-  if hkey then ctx.user.idem["b:" .. hkey] = { fp = fp, body = body } end
+  if hkey then orders.idem_put(self, ctx.user, "b:" .. hkey, { fp = fp, body = body }, now) end
   return ok(body)
 end
 
