@@ -80,6 +80,16 @@ describe("SDK surface", function()
     assert.equal("string", type(m.last_trade_price))
   end)
 
+  it("refuses orders below the book's min_order_size of 5 shares", function()
+    assert.equal("5", assert(client:book(id)).min_order_size)
+    local before = assert(client:balance()).balance
+    local _, err = client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = "4.99",
+      price = "0.99" }
+    assert.equal(400, err.status)
+    assert.equal("INVALID_ORDER_MIN_SIZE", err.code)
+    assert.equal(before, assert(client:balance()).balance)
+  end)
+
   it("/v1/me carries balance; orders carry id; status=OPEN lists pending orders", function()
     local me = assert(client:me())
     assert.equal(assert(client:balance()).balance, me.balance)

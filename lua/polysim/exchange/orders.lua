@@ -411,6 +411,14 @@ function _M.place(ex, ctx, s, now)
   end
   local pos = accounts.position(user, m, idx, false)
   local q, side, limit = s.quantity, s.side, s.price
+  -- The minimum order size the book advertises (book.lua MIN_ORDER_SIZE, "commonly 5 shares":
+  -- polysim_sdk scripts/01_balance_and_market.py); selling out a smaller whole position is allowed.
+  local min = m.min_size or ex.min_order_size or book.MIN_ORDER_SIZE
+  if q and q < min and not (side == "SELL" and pos and q == pos.qty - pos.reserved) then
+    return errors.api(400, "INVALID_ORDER_MIN_SIZE",
+      "Order size " .. fmt_qty(q) .. " is below the market's minimum order size of " .. fmt_qty(min) .. " shares",
+      { min_order_size = fmt_qty(min), requested = fmt_qty(q) })
+  end
   if side == "SELL" then
     local avail = pos and (pos.qty - pos.reserved) or 0
     if q > avail then
