@@ -30,6 +30,11 @@ LIBHOST  = $(BUILD)/lib/libpolysim.a
 RUN_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
           LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/lib/?.so;;" POLYSIM_EXE="$(CURDIR)/$(EXE)"
 BUSTED  = $(LUA) /usr/bin/busted
+# spec/sdk_scripts_spec.lua runs the official SDK's scripts when the user names its source
+# (make test POLYSIM_SDK_DIR=/path/to/sdk); never set otherwise.
+ifdef POLYSIM_SDK_DIR
+export POLYSIM_SDK_DIR
+endif
 
 .PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
 all: build

@@ -46,7 +46,7 @@ local function rebalance(ctx)
       local want = math.floor(TARGET / price)
       local have = held[id] or 0
       local delta = want - have
-      if math.abs(delta) > want * TOLERANCE then
+      if math.abs(delta) > want * TOLERANCE and math.abs(delta) >= 5 then   -- 5 shares: the minimum order size
         local buy = delta > 0
         orders[#orders + 1] = {
           market_id = id, side = buy and "BUY" or "SELL", outcome = "Yes",

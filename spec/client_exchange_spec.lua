@@ -123,7 +123,7 @@ describe("client against the local exchange", function()
 
     it("worst price not met is LIMIT_PRICE_NOT_MET and fills nothing", function()
       local before = assert(client:balance()).balance
-      local r, err = client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.60" }
+      local r, err = client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.60" }
       assert.is_nil(r)
       assert.equal(409, err.status)
       assert.equal("LIMIT_PRICE_NOT_MET", err.code)
@@ -178,13 +178,13 @@ describe("client against the local exchange", function()
 
     it("cancel_all and cancel_market_orders", function()
       for _ = 1, 3 do
-        assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.10", order_type = "limit" })
+        assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.10", order_type = "limit" })
       end
       assert(client:cancel_market_orders(id))
       local n = 0
       for _ in client:orders { status = "PENDING", market_id = id } do n = n + 1 end
       assert.equal(0, n)
-      assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.10", order_type = "limit" })
+      assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.10", order_type = "limit" })
       assert(client:cancel_all())
       n = 0
       for _ in client:orders { status = "PENDING" } do n = n + 1 end
@@ -193,7 +193,7 @@ describe("client against the local exchange", function()
 
     it("orders iterator follows next_cursor across pages", function()
       for _ = 1, 7 do
-        assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.10", order_type = "limit" })
+        assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.10", order_type = "limit" })
       end
       local ids = {}
       for o in client:orders { status = "PENDING", page_size = 2 } do
@@ -208,8 +208,8 @@ describe("client against the local exchange", function()
 
     it("batch orders give per-order results", function()
       local r = assert(client:place_orders {
-        { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.70" },
-        { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.01" },
+        { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.70" },
+        { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.01" },
       })
       assert.equal(1, r.succeeded)
       assert.equal(1, r.failed)
@@ -218,14 +218,14 @@ describe("client against the local exchange", function()
     it("the CLOB-compatible order answers in Polymarket's shape", function()
       local m = assert(client:market(id))
       local token = m.outcomes and m.outcomes[1].token_id or m.tokens[1].token_id
-      local r = assert(client:clob_order { token_id = token, side = "BUY", price = "0.70", size = "2", order_type = "FOK" })
+      local r = assert(client:clob_order { token_id = token, side = "BUY", price = "0.70", size = "5", order_type = "FOK" })
       assert.is_true(r.success)
       assert.is_not_nil(r.orderID)
     end)
 
     it("a closed market refuses a BUY with MARKET_CLOSED", function()
       local closed = ex:pick_market { state = "closed" }
-      local _, err = client:place_order { market_id = closed, side = "BUY", outcome = "Yes", quantity = 1, price = "0.99" }
+      local _, err = client:place_order { market_id = closed, side = "BUY", outcome = "Yes", quantity = 5, price = "0.99" }
       assert.equal("MARKET_CLOSED", err.code)
       assert.equal(400, err.status)
     end)
@@ -273,8 +273,8 @@ describe("client against the local exchange", function()
     end)
 
     it("the same key with other parameters is IDEMPOTENCY_CONFLICT", function()
-      assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.70", idempotency_key = "k-1" })
-      local _, err = client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 2, price = "0.70", idempotency_key = "k-1" }
+      assert(client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.70", idempotency_key = "k-1" })
+      local _, err = client:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 6, price = "0.70", idempotency_key = "k-1" }
       assert.equal(409, err.status)
       assert.equal("IDEMPOTENCY_CONFLICT", err.code)
     end)
@@ -283,7 +283,7 @@ describe("client against the local exchange", function()
       local key = ex:add_key { user_id = ex:add_user { plan = "pro" }.user_id, tier = "pro" }
       local c = H.client(srv, { api_key = key })
       ex:inject { path = "/v1/orders", status = 503, times = 2 }
-      assert(c:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.70" })
+      assert(c:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.70" })
       assert.equal(3, c:stats().attempts)
       assert.equal(1, fills_of(c))
     end)
@@ -365,7 +365,7 @@ describe("client against the local exchange", function()
       assert.equal("TIER_REQUIRES_UPGRADE", err.code)
       local ro = assert(client:create_key { name = "ro", tier = "free" })
       local rc = H.client(srv, { api_key = ro.raw_key })
-      local _, perr = rc:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 1, price = "0.70" }
+      local _, perr = rc:place_order { market_id = id, side = "BUY", outcome = "Yes", quantity = 5, price = "0.70" }
       assert.equal(403, perr.status)
       assert(client:revoke_key(ro.id))
     end)

@@ -230,7 +230,7 @@ describe("exchange rate limits", function()
     local ex = setup { tiers = { pro = { per_second = 2, per_minute = 100 } } }
     local cid = ex:pick_market { binary = true }
     local orders = {}
-    for i = 1, 5 do orders[i] = { market_id = cid, side = "BUY", outcome = "Yes", quantity = "1", price = "0.01",
+    for i = 1, 5 do orders[i] = { market_id = cid, side = "BUY", outcome = "Yes", quantity = "5", price = "0.01",
                                   order_type = "limit" } end
     assert.are.equal(200, call(ex, "POST", "/v1/orders/batch", { json = { orders = orders } }).status)
     local r = call(ex, "GET", "/v1/orders/424242")
@@ -282,7 +282,7 @@ describe("exchange fault injection", function()
     assert(ex:set_book(cid, "Yes", { asks = { { "0.50", "100" } } }))
     ex:inject { path = "/v1/orders", method = "POST", drop_after_processing = true }
     local r = call(ex, "POST", "/v1/orders", { json = { market_id = cid, side = "BUY", outcome = "Yes",
-                                                        quantity = "2", price = "0.5" } })
+                                                        quantity = "5", price = "0.5" } })
     assert.is_true(r.drop)
     assert.are.equal(1, #call(ex, "GET", "/v1/account/history").body)
     ex:inject { path_pattern = "^/v1/account", delay = 0.25 }

@@ -10,6 +10,10 @@ local function setup(opts)
   local clock = { t = T0 }
   opts.clock = function() return clock.t end
   opts.seed = opts.seed or 3
+  -- These specs check the arithmetic on 1-share orders, so their exchange's minimum order
+  -- size is 1 share (the default of 5, and its refusal, are specced in
+  -- spec/exchange_sdk_surface_spec.lua).
+  opts.min_order_size = opts.min_order_size or "1"
   local ex = assert(exchange.new(opts))
   local cid = assert(ex:pick_market { category = "politics", binary = true })
   return ex, clock, cid
@@ -372,9 +376,13 @@ describe("exchange limit orders", function()
     end
     local r = call(ex, "DELETE", "/v1/cancel-market-orders", { query = { market = cid } })
     assert.are.equal(200, r.status)
-    assert.are.equal(3, #r.body.cancelled)
+    assert.are.equal(3, #r.body.canceled)
+    assert.are.same({}, r.body.not_canceled)
     assert.are.equal(422, call(ex, "DELETE", "/v1/cancel-market-orders").status)
     r = call(ex, "POST", "/v1/cancel-all")
+    assert.are.equal(400, r.status)          -- no confirmation (polysim_sdk/client.py cancel_all)
+    assert.are.equal("CONFIRMATION_REQUIRED", code(r))
+    r = call(ex, "POST", "/v1/cancel-all", { headers = { ["x-confirm-cancel-all"] = "true" } })
     assert.are.equal(3, r.body.cancelled_count)
     assert.are.equal("10000.00", balance(ex))
     assert.are.equal(0, #call(ex, "GET", "/v1/orders", { query = { status = "PENDING" } }).body.orders)

@@ -137,7 +137,7 @@ local function run(seed, steps)
       local cid = cids[r:range(1, #cids)]
       assert(ex:set_price(cid, fixed.price(r:range(5, 95) * 100)))
     elseif action < 90 then
-      resp = call(ex, key, "POST", "/v1/cancel-all")
+      resp = call(ex, key, "POST", "/v1/cancel-all", { confirm = "true" })
       assert.are.equal(200, resp.status)
     elseif action < 91 then
       local cid = cids[r:range(1, #cids)]

@@ -180,7 +180,7 @@ describe("host object", function()
             ctx:subscribe(ids)
             ctx:after(0.3, function(c)
               assert(c.client:place_order { market_id = ids[1], side = "BUY", outcome = "Yes",
-                quantity = 3, price = "0.99" })
+                quantity = 5, price = "0.99" })
             end)
           end,
           on_price = function(ctx, msg)

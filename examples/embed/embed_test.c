@@ -218,7 +218,7 @@ static void test_local_exchange(void) {
         "      probe.balances = probe.balances + 1\n"
         "    end)\n"
         "    local o = assert(ctx.client:place_order { market_id = ids[1], side = 'BUY', outcome = 'Yes',\n"
-        "      order_type = 'limit', quantity = 1, price = '0.01' })\n"
+        "      order_type = 'limit', quantity = 5, price = '0.01' })\n"
         "    probe.orders = probe.orders + 1\n"
         "  end,\n"
         "  on_price = function(ctx) probe.prices = probe.prices + 1 end,\n"

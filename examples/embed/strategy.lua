@@ -31,7 +31,7 @@ local function request(ctx, n)
   else
     local order
     order, err = client:place_order { market_id = id, side = "BUY", outcome = "Yes", order_type = "limit",
-                                      quantity = 1, price = "0.01" }
+                                      quantity = 5, price = "0.01" }
     ok = order and client:cancel_order(order.order_id)
   end
   st.inflight = st.inflight - 1

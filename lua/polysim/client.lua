@@ -417,13 +417,15 @@ end
 -- health
 
 function methods:health() return self:_call("GET", "/v1/health", { auth = "none" }) end
+function methods:health_live() return self:_call("GET", "/v1/health/live", { auth = "none" }) end
 function methods:ready() return self:_call("GET", "/v1/health/ready", { auth = "none" }) end
 function methods:status() return self:_call("GET", "/v1/status", { auth = "none" }) end
 
 ---------------------------------------------------------------------------------------------
 -- market data
 
-local MARKETS_OPTS = set { "limit", "offset", "hot_only", "search", "active_only", "page_size" }
+local MARKETS_OPTS = set { "limit", "offset", "hot_only", "search", "active_only", "page_size", "closed",
+  "category" }
 
 function methods:markets_page(p)
   p = check_table("markets_page", "params", p, true)
@@ -434,6 +436,8 @@ function methods:markets_page(p)
     hot_only = check_bool("markets_page", "hot_only", p.hot_only),
     search = check_string("markets_page", "search", p.search, true),
     active_only = check_bool("markets_page", "active_only", p.active_only),
+    closed = check_bool("markets_page", "closed", p.closed),
+    category = check_string("markets_page", "category", p.category, true),
   } })
 end
 
@@ -666,7 +670,7 @@ function methods:order(id)
   return self:_call("GET", "/v1/orders/" .. pathseg("order", "order_id", id, true))
 end
 
-local STATUSES = { "PENDING", "FILLED", "CANCELLED", "EXPIRED" }
+local STATUSES = { "PENDING", "OPEN", "FILLED", "CANCELLED", "EXPIRED" }   -- OPEN = PENDING (polysim_sdk)
 local ORDERS_OPTS = set { "status", "market_id", "side", "limit", "offset", "cursor", "page_size" }
 
 function methods:orders_page(p)
@@ -701,8 +705,11 @@ function methods:cancel_order(id)
 end
 
 -- Cancelling everything twice is harmless, so these retry like idempotent calls.
+-- The server refuses cancel-all without a confirmation (polysim_sdk/client.py cancel_all sends
+-- X-Confirm-Cancel-All: true); ?confirm=true is the same confirmation in the query, which
+-- needs no header support in _call.
 function methods:cancel_all()
-  return self:_call("POST", "/v1/cancel-all", { retry_safe = true })
+  return self:_call("POST", "/v1/cancel-all", { retry_safe = true, query = { confirm = "true" } })
 end
 
 function methods:cancel_market_orders(market_id)
@@ -768,9 +775,9 @@ end
 
 function methods:equity(p)
   p = check_table("equity", "params", p, true)
-  check_keys("equity", p, set { "days" })
-  return self:_call("GET", "/v1/account/equity",
-    { query = { days = check_int("equity", "days", p.days, 1, 90) } })
+  check_keys("equity", p, set { "days", "limit" })
+  return self:_call("GET", "/v1/account/equity", { query = { days = check_int("equity", "days", p.days, 1, 90),
+    limit = check_int("equity", "limit", p.limit, 1, 10000) } })
 end
 
 function methods:reset_balance()
@@ -780,9 +787,12 @@ end
 function methods:me() return self:_call("GET", "/v1/me", { auth = "either" }) end
 function methods:entitlements() return self:_call("GET", "/v1/account/me/entitlements", { auth = "either" }) end
 
--- The trade history as CSV text.
-function methods:export_trades()
-  return self:_call("GET", "/v1/export/trades.csv", { raw = true })
+-- The trade history as CSV text; p.market_id keeps one market's trades.
+function methods:export_trades(p)
+  p = check_table("export_trades", "params", p, true)
+  check_keys("export_trades", p, set { "market_id" })
+  return self:_call("GET", "/v1/export/trades.csv", { raw = true,
+    query = { market_id = check_string("export_trades", "market_id", p.market_id, true) } })
 end
 
 ---------------------------------------------------------------------------------------------
@@ -869,6 +879,10 @@ function methods:ws_token() return self:_call("POST", "/v1/keys/ws-token", { aut
 function methods:prices_stream(opts) return require("polysim.stream").prices(self, opts) end
 -- executions_stream{ on_fill = fn(msg), on_event = fn(ev) } -> stream
 function methods:executions_stream(opts) return require("polysim.stream").executions(self, opts) end
+
+-- data API (data_orders/data_trades iterators, prices_history) and wallets: polysim.client.data
+require("polysim.client.data").install(methods, { check_string = check_string, check_int = check_int,
+  check_table = check_table, check_keys = check_keys, set = set, pathseg = pathseg, check_enum = check_enum })
 
 _M.methods = methods
 _M.mt = mt

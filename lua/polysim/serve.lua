@@ -3,6 +3,7 @@
 --   srv.base_url, srv.api_key, srv.bootstrap_token, srv.exchange, srv:close()
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
+local markets = require "polysim.exchange.markets"
 
 local pcall, setmetatable, tostring, type = pcall, setmetatable, tostring, type
 
@@ -22,7 +23,10 @@ local INTERNAL = core.json_encode { error = "INTERNAL_ERROR", message = "the loc
 -- markets per connection close with 4002. Price events go to the connections subscribed to
 -- the market, fill events to the executions connections of the order's user.
 local MAX_MARKETS = 50
-local WS_CHANNELS = { ["/v1/ws/prices"] = "prices", ["/v1/ws/executions"] = "executions" }
+-- /v1/ws/market and /v1/ws/user are the PM-compat names of the same two channels (issue 9;
+-- polysim_polymarket/streams/_stream_open.py opens market/user topics on prices/executions).
+local WS_CHANNELS = { ["/v1/ws/prices"] = "prices", ["/v1/ws/executions"] = "executions",
+  ["/v1/ws/market"] = "prices", ["/v1/ws/user"] = "executions" }
 
 local function iso_now(ex)
   local t = ex.clock()
@@ -60,8 +64,27 @@ local function make_ws(ex, log)
     ex.ws_connections = ex.ws_connections - 1
   end
 
+  -- "markets" or "conditions" (polysim_sdk/ws.py subscribes with either) or both.
   local function ids_of(msg)
     local list = msg.markets
+    if type(msg.conditions) == "table" then
+      if type(list) ~= "table" then list = msg.conditions
+      else
+        local both = {}
+        for _, v in ipairs(list) do both[#both + 1] = v end
+        for _, v in ipairs(msg.conditions) do both[#both + 1] = v end
+        list = both
+      end
+    end
+    -- Polymarket's market channel subscribes with {"assets_ids": [token ids], "type": "market"}.
+    if type(list) ~= "table" and type(msg.assets_ids) == "table" then
+      list = {}
+      for i, tok in ipairs(msg.assets_ids) do
+        local m = type(tok) == "string" and markets.resolve_token(ex.U, tok)
+        if not m then return nil, "assets_ids[" .. i .. "] is not a known token id" end
+        list[#list + 1] = m.condition_id
+      end
+    end
     if type(list) ~= "table" then return nil, "'markets' must be an array of market ids" end
     local out = {}
     for i, id in ipairs(list) do
@@ -79,6 +102,7 @@ local function make_ws(ex, log)
       return send(conn, { type = "error", code = "INVALID_MESSAGE", message = "messages must be JSON objects" })
     end
     local action = msg.action
+    if action == nil and (msg.assets_ids or msg.markets or msg.conditions) then action = "subscribe" end
     if action == "ping" then
       return send(conn, { type = "pong", ts = ex.clock(), timestamp = iso_now(ex) })
     end
@@ -109,7 +133,10 @@ local function make_ws(ex, log)
       if ex.price_message then
         for _, id in ipairs(ids) do
           local snap = ex:price_message(id)
-          if snap then send(conn, snap) end
+          if snap then
+            snap.emit_ts_ms = math.floor(ex.clock() * 1000)
+            send(conn, snap)
+          end
         end
       end
       return
@@ -153,6 +180,7 @@ local function make_ws(ex, log)
   ex:on("price", function(market_id, msg)
     local set = W.by_market[market_id]
     if not set then return end
+    msg.emit_ts_ms = math.floor(ex.clock() * 1000)
     local text = core.json_encode(msg)
     for conn in pairs(set) do conn:send(text) end
   end)

@@ -168,7 +168,7 @@ function _M.portfolio_view(user)
   if closed > 0 then win_rate = fixed.format(wins * 10000 // closed, 4, 2) end
   return {
     balance = _M.balance_view(user), positions = _M.positions_view(user, "OPEN"),
-    total_trades = #user.trades, win_rate = win_rate,
+    total_trades = user.n_trades or #user.trades, win_rate = win_rate,
     open_positions = (function()
       local n = 0
       for _, pos in ipairs(user.pos_list) do if pos.status == "OPEN" then n = n + 1 end end
@@ -210,13 +210,15 @@ local function csv_field(s)
   return s
 end
 
-function _M.trades_csv(user)
+function _M.trades_csv(user, market_id)
   local lines = { "trade_id,order_id,market_id,question,outcome,side,price,quantity,notional,fee,liquidity,filled_at" }
   for _, t in ipairs(user.trades) do
+    if market_id and t.market.condition_id ~= market_id then goto continue end
     local v = _M.trade_view(t)
     lines[#lines + 1] = table.concat({
       v.trade_id, v.order_id, v.market_id, csv_field(t.market.question), csv_field(v.outcome), v.side,
       v.price, v.quantity, v.notional, v.fee, v.liquidity, v.filled_at }, ",")
+    ::continue::
   end
   return table.concat(lines, "\n") .. "\n"
 end

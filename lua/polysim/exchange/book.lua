@@ -8,12 +8,17 @@
 -- walk() consumes levels from both sources in price order and can apply the consumption.
 local fixed = require "polysim.exchange.fixed"
 local util = require "polysim.exchange.util"
+local sha256 = require "polysim.exchange.sha256"
 
 local _M = {}
 
 local ONE = fixed.P
 local array = util.array
 local fmt_price, fmt_qty = fixed.price, fixed.qty
+
+-- The minimum order size in shares (fixed-point), as books advertise it: "commonly 5 shares"
+-- (polysim_sdk scripts/01_balance_and_market.py).
+_M.MIN_ORDER_SIZE = 5 * fixed.P
 
 --- complement(m, idx): the complement outcome of a binary market, or nil.
 function _M.complement(m, idx)
@@ -145,17 +150,36 @@ end
 _M.merged = merged
 
 --- snapshot(m, idx, depth, raw, now_iso): the OrderBookSnapshot response table.
-function _M.snapshot(m, idx, depth, raw, now_iso)
+-- snapshot(m, idx, depth, raw, now): the book of one outcome. Besides polysim's own fields it
+-- carries Polymarket's OrderBookSummary fields (market, asset_id, tick_size, neg_risk,
+-- min_order_size, last_trade_price, hash, epoch-ms timestamp as a string), which
+-- polysim_clob_client/client.py _order_book_summary reads.
+function _M.snapshot(m, idx, depth, raw, now)
   local o = m.outcomes[idx]
   local bids, asks = merged(m, idx, "bids", depth, raw), merged(m, idx, "asks", depth, raw)
   local jb, ja = array(), array()
-  for k = 1, #bids do jb[k] = { price = fmt_price(bids[k][1]), size = fmt_qty(bids[k][2]) } end
-  for k = 1, #asks do ja[k] = { price = fmt_price(asks[k][1]), size = fmt_qty(asks[k][2]) } end
+  local canon = {}
+  for k = 1, #bids do
+    jb[k] = { price = fmt_price(bids[k][1]), size = fmt_qty(bids[k][2]) }
+    canon[#canon + 1] = "b" .. jb[k].price .. ":" .. jb[k].size
+  end
+  for k = 1, #asks do
+    ja[k] = { price = fmt_price(asks[k][1]), size = fmt_qty(asks[k][2]) }
+    canon[#canon + 1] = "a" .. ja[k].price .. ":" .. ja[k].size
+  end
+  local lt = o.last_trade
   local snap = {
     token_id = o.token_id, market_id = m.condition_id, outcome = o.label,
-    bids = jb, asks = ja, timestamp = now_iso,
+    market = m.condition_id, asset_id = o.token_id,
+    tick_size = fmt_price(m.tick), neg_risk = not m.binary,
+    min_order_size = fmt_qty(m.min_size or _M.MIN_ORDER_SIZE),
+    last_trade_price = lt and lt.price or util.null,
+    bids = jb, asks = ja,
+    timestamp = string.format("%d", math.floor(now * 1000)),
+    updated_at = util.iso_us(util.to_us(now)),
     spread = util.null, mid = util.null,
   }
+  snap.hash = "0x" .. sha256.hex(m.condition_id .. "|" .. o.token_id .. "|" .. table.concat(canon, ","))
   local bb, ba = bids[1] and bids[1][1], asks[1] and asks[1][1]
   if bb and ba then
     snap.spread = fmt_price(ba - bb)

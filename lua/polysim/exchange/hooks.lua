@@ -6,6 +6,7 @@ local markets = require "polysim.exchange.markets"
 local book = require "polysim.exchange.book"
 local keys = require "polysim.exchange.keys"
 local accounts = require "polysim.exchange.accounts"
+local orders = require "polysim.exchange.orders"
 
 local _M = {}
 local methods = {}
@@ -191,6 +192,19 @@ function methods:set_closed_beta(v)
   return true
 end
 
+
+--- memory_stats(): what the exchange holds (issue 10 #8): idempotency records, orders,
+--- trades over all users, and orders addressable by id.
+function methods:memory_stats()
+  local st = { idempotency_records = 0, orders = 0, trades = 0, orders_by_id = 0 }
+  for _, user in pairs(self.K.users) do
+    st.idempotency_records = st.idempotency_records + orders.idem_count(user)
+    st.orders = st.orders + #user.orders
+    st.trades = st.trades + #user.trades
+  end
+  for _ in pairs(self.O.by_id) do st.orders_by_id = st.orders_by_id + 1 end
+  return st
+end
 
 function methods:check_invariants()
   for _, m in ipairs(self.U.all) do

@@ -13,6 +13,9 @@
 --     ws_token_ttl = 60, max_body = 1 << 20,
 --     closed_beta = false, -- or "CLOSED_BETA" / "API_PRO_COMING_SOON": key issuance gated
 --     bootstrap_plan = "pro",  -- plan of the bootstrap user
+--     idempotency_window = 86400, -- seconds an Idempotency-Key / client_order_id is remembered
+--     keep_finished = 10000,   -- finished orders (and trades) kept per user; older ones dropped
+--     min_order_size = "5",    -- shares; books advertise it, smaller orders are refused
 --   })
 --   ex.api_key, ex.bootstrap_token, ex.user_token (dashboard JWT of the api_key's owner),
 --   ex.user_id (owner of api_key)
@@ -94,6 +97,7 @@ local markets = require "polysim.exchange.markets"
 local keys = require "polysim.exchange.keys"
 local accounts = require "polysim.exchange.accounts"
 local orders = require "polysim.exchange.orders"
+local fixed = require "polysim.exchange.fixed"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -145,6 +149,10 @@ function _M.new(opts)
     ws_token_ttl = opts.ws_token_ttl or 60, max_body = opts.max_body or (1 << 20),
     faults = {}, listeners = { price = {}, fill = {} },
     closed_beta = opts.closed_beta or false, started_at = now,
+    idem_window = opts.idempotency_window or orders.IDEM_WINDOW,
+    keep_finished = opts.keep_finished or orders.KEEP_FINISHED,
+    min_order_size = opts.min_order_size and assert(fixed.coerce(opts.min_order_size, 4),
+      "exchange.new: min_order_size must be a decimal number of shares") or nil,
     snap_hour = floor(now / 3600),
   }, mt)
   local owner = keys.add_user(self.K, { plan = "pro", now = floor(now), email = "trader@example.com" })
@@ -154,6 +162,9 @@ function _M.new(opts)
   end
   local _, raw = keys.add_key(self.K, owner, { raw = opts.api_key, tier = "pro", name = "default" }, floor(now))
   accounts.ensure_wallet(owner, tiers, now)
+  if self.min_order_size then
+    for _, m in ipairs(U.all) do m.min_size = m.min_size or self.min_order_size end
+  end
   local boot = keys.add_user(self.K, { plan = opts.bootstrap_plan or "pro", now = floor(now),
                                        email = "newcomer@example.com" })
   self.api_key, self.user_id, self.user_token = raw, owner.id, owner.jwt

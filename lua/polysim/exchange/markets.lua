@@ -557,6 +557,25 @@ function _M.outcome_index(m, label)
   return nil
 end
 
+--- resolve_token(U, tok): market, outcome index for a CLOB token id: a real outcome-token
+--- id, a bare condition id (its first outcome) or the colon form "condition_id:NO" /
+--- ":UP" / ":DOWN" (polysim_sdk/_shared.py _split_token, polysim_clob_client/client.py
+--- _resolve_token / _book_for_token). nil for anything else.
+function _M.resolve_token(U, tok)
+  if type(tok) ~= "string" then return nil end
+  local hit = U.by_token[tok]
+  if hit then return hit[1], hit[2] end
+  local m = U.by_id[tok]
+  if m then return m, 1 end
+  local cid, label = tok:match("^(.+):([^:]+)$")
+  m = cid and U.by_id[cid]
+  if m then
+    local idx = _M.outcome_index(m, label)
+    if idx then return m, idx end
+  end
+  return nil
+end
+
 -- Price walk -----------------------------------------------------------------------------
 
 local function clamp(v, t)
@@ -678,7 +697,9 @@ function _M.summary(m, now)
   local st = _M.state(m, now)
   local fee = fixed.format(m.fee_bps, 4, 2)
   return {
-    condition_id = m.condition_id, slug = m.slug, question = m.question, outcomes = labels(m),
+    id = m.condition_id, condition_id = m.condition_id, slug = m.slug, question = m.question,
+    outcomes = labels(m),
+    last_trade_price = m.last_trade and m.last_trade.price or null,
     active = m.active, closed = m.closed or st ~= "open", is_hot = m.is_hot,
     image_url = opt(m.image_url), live_price = _M.live_price(m),
     category = m.category, fee_rate = fee, end_date = m.end_date and util.iso(m.end_date) or null,
@@ -704,14 +725,30 @@ function _M.detail(m, now)
   return d
 end
 
---- ws_price(m): the WebSocket price message.
+--- ws_price(m): the WebSocket price message. Besides the LivePrice fields it carries the
+--- last trade (last_trade, last_trade_size, last_trade_side) and per outcome best_bid /
+--- best_ask / last_trade, as the live service's frames do (polysim_sdk/ws.py,
+--- polysim_polymarket/streams/). emit_ts_ms is stamped when it is sent (serve.lua).
 function _M.ws_price(m)
   local lp = _M.live_price(m)
   local bb, ba = book.best(m, 1)
   lp.type = "price"
   lp.market_id = m.condition_id
+  lp.condition_id = m.condition_id
   lp.best_bid = bb and fmt_price(bb) or null
   lp.best_ask = ba and fmt_price(ba) or null
+  local lt = m.last_trade
+  lp.last_trade = lt and lt.price or null
+  lp.last_trade_size = lt and fixed.qty(lt.qty) or null
+  lp.last_trade_side = lt and lt.side or null
+  lp.last_trade_outcome = lt and m.outcomes[lt.idx].label or null
+  for i, o in ipairs(lp.outcomes) do
+    local ob, oa = book.best(m, i)
+    local olt = m.outcomes[i].last_trade
+    o.best_bid = ob and fmt_price(ob) or null
+    o.best_ask = oa and fmt_price(oa) or null
+    o.last_trade = olt and olt.price or null
+  end
   return lp
 end
 

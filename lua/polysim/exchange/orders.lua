@@ -98,8 +98,8 @@ function _M.parse(j, now, U, clob)
   if clob then
     local tok = str_field(j, "token_id", items, { required = true, max = 256 }, "body")
     if tok then
-      local hit = U.by_token[tok]
-      if hit then s.market_id = hit[1].condition_id; s.outcome = hit[1].outcomes[hit[2]].label
+      local m, idx = markets.resolve_token(U, tok)
+      if m then s.market_id = m.condition_id; s.outcome = m.outcomes[idx].label
       else s.unknown_token = tok end
     end
   else
@@ -289,7 +289,7 @@ function _M.view(o)
   local m = o.market
   local fp = avg_fill(o)
   return {
-    order_id = o.id, market_id = m.condition_id, token_id = m.outcomes[o.idx].token_id,
+    id = o.id, order_id = o.id, market_id = m.condition_id, token_id = m.outcomes[o.idx].token_id,
     side = o.side, outcome = m.outcomes[o.idx].label, order_type = o.order_type,
     limit_price = fmt_price(o.limit), price = fp or fmt_price(o.limit),
     quantity = fmt_qty(o.status == "FILLED" and o.filled or o.quantity),
@@ -332,7 +332,11 @@ local function record_fill(ex, o, q, notional, fee, maker, now_us)
   }
   O.next_trade = t.id + 1
   user.trades[#user.trades + 1] = t
+  user.n_trades = (user.n_trades or 0) + 1
   o.market.volume = o.market.volume + notional
+  -- The last trade, as books (last_trade_price) and WS price frames (last_trade*) report it.
+  local lt = { idx = o.idx, price = t.price, qty = q, side = o.side, us = now_us }
+  o.market.last_trade, o.market.outcomes[o.idx].last_trade = lt, lt
   if #ex.listeners.fill == 0 then return end
   ex:_emit("fill", user.id, {
     type = "fill", order_id = o.id, market_id = o.market.condition_id,
@@ -407,6 +411,14 @@ function _M.place(ex, ctx, s, now)
   end
   local pos = accounts.position(user, m, idx, false)
   local q, side, limit = s.quantity, s.side, s.price
+  -- The minimum order size the book advertises (book.lua MIN_ORDER_SIZE, "commonly 5 shares":
+  -- polysim_sdk scripts/01_balance_and_market.py); selling out a smaller whole position is allowed.
+  local min = m.min_size or ex.min_order_size or book.MIN_ORDER_SIZE
+  if q and q < min and not (side == "SELL" and pos and q == pos.qty - pos.reserved) then
+    return errors.api(400, "INVALID_ORDER_MIN_SIZE",
+      "Order size " .. fmt_qty(q) .. " is below the market's minimum order size of " .. fmt_qty(min) .. " shares",
+      { min_order_size = fmt_qty(min), requested = fmt_qty(q) })
+  end
   if side == "SELL" then
     local avail = pos and (pos.qty - pos.reserved) or 0
     if q > avail then
@@ -618,6 +630,78 @@ local function replay(resp)
   return { status = resp.status, headers = h, body = resp.body, is_error = resp.is_error }
 end
 
+-- Memory bounds (issue 10 #8) -------------------------------------------------------------
+-- Idempotency records are kept for ex.idem_window seconds (24 h unless exchange.new says
+-- otherwise), measured on the exchange's clock; each user's records expire oldest first
+-- from a FIFO of {key, at}. Finished orders and trades beyond the newest ex.keep_finished
+-- per user are dropped (pending orders always stay), so a long soak holds a bounded amount.
+_M.IDEM_WINDOW = 86400
+_M.KEEP_FINISHED = 10000
+
+--- idem_get(ex, user, key, now): the live record under key, or nil (an expired one is gone).
+function _M.idem_get(ex, user, key, now)
+  local rec = user.idem[key]
+  if rec and now - rec.at >= (ex.idem_window or _M.IDEM_WINDOW) then
+    user.idem[key] = nil
+    return nil
+  end
+  return rec
+end
+
+--- idem_put(ex, user, key, rec, now): stores rec under key and expires the old ones.
+function _M.idem_put(ex, user, key, rec, now)
+  local window = ex.idem_window or _M.IDEM_WINDOW
+  rec.at = now
+  user.idem[key] = rec
+  local q = user.idem_q
+  if not q then q = { first = 1, last = 0 }; user.idem_q = q end
+  q.last = q.last + 1
+  q[q.last] = { key, now }
+  while q.first <= q.last do
+    local e = q[q.first]
+    if now - e[2] < window then break end
+    local cur = user.idem[e[1]]
+    if cur and cur.at == e[2] then user.idem[e[1]] = nil end
+    q[q.first] = nil
+    q.first = q.first + 1
+  end
+end
+
+--- idem_count(user): the number of idempotency records held.
+function _M.idem_count(user)
+  local q = user.idem_q
+  return q and (q.last - q.first + 1) or 0
+end
+
+-- Drops the oldest finished orders (and trades) beyond keep, amortised: only once the list
+-- has grown to twice that.
+local function compact(ex, user)
+  local keep = ex.keep_finished or _M.KEEP_FINISHED
+  local list = user.orders
+  if #list > 2 * keep then
+    local finished = 0
+    for k = #list, 1, -1 do if list[k].status ~= "PENDING" then finished = finished + 1 end end
+    local drop = finished - keep
+    local out = {}
+    for _, o in ipairs(list) do
+      if drop > 0 and o.status ~= "PENDING" then
+        drop = drop - 1
+        ex.O.by_id[o.id] = nil
+      else
+        out[#out + 1] = o
+      end
+    end
+    user.orders = out
+  end
+  local tr = user.trades
+  if #tr > 2 * keep then
+    local out = {}
+    table.move(tr, #tr - keep + 1, #tr, 1, out)
+    user.trades = out
+  end
+end
+_M.compact = compact
+
 --- submit(ex, ctx, s, idem_key, now): idempotency around place().
 function _M.submit(ex, ctx, s, idem_key, now)
   local key = idem_key and ("h:" .. idem_key) or (s.client_order_id and ("c:" .. s.client_order_id))
@@ -625,7 +709,7 @@ function _M.submit(ex, ctx, s, idem_key, now)
   local fp
   if key then
     fp = _M.fingerprint(s)
-    local rec = user.idem[key]
+    local rec = _M.idem_get(ex, user, key, now)
     if rec then
       if rec.fp == fp then return replay(rec.resp) end
       return errors.api(409, "IDEMPOTENCY_CONFLICT",
@@ -635,8 +719,9 @@ function _M.submit(ex, ctx, s, idem_key, now)
   end
   local resp = _M.place(ex, ctx, s, now)
   if key and resp.status < 500 then
-    user.idem[key] = { fp = fp, resp = resp, order_id = resp.body and resp.body.order_id }
+    _M.idem_put(ex, user, key, { fp = fp, resp = resp, order_id = resp.body and resp.body.order_id }, now)
   end
+  compact(ex, user)
   return resp
 end
 

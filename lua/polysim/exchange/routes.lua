@@ -4,7 +4,7 @@
 local _M = {}
 
 local H = {}
-for _, name in ipairs { "health", "market_data", "updown", "prices", "stream", "trading", "account", "keys" } do
+for _, name in ipairs { "health", "market_data", "updown", "prices", "stream", "trading", "account", "keys", "data" } do
   for k, fn in pairs(require("polysim.exchange.api." .. name)) do
     assert(H[k] == nil, "duplicate handler " .. k)
     H[k] = fn
@@ -16,6 +16,7 @@ _M.handlers = H
 local ROUTES = {
   { "GET", "/v1/health", H.health, "public" },
   { "GET", "/v1/health/ready", H.ready, "public" },
+  { "GET", "/v1/health/live", H.live, "public" },
   { "GET", "/v1/status", H.status, "public" },
   { "GET", "/v1/markets", H.markets, "trade", "read" },
   { "GET", "/v1/markets/updown", H.updown, "trade", "read" },
@@ -50,7 +51,14 @@ local ROUTES = {
   { "GET", "/v1/me", H.me, "dashboard", "read" },
   { "GET", "/v1/account/me/entitlements", H.entitlements, "dashboard", "read" },
   { "GET", "/v1/me/wallets", H.wallets, "dashboard", "read" },
+  { "POST", "/v1/me/wallets", H.wallet_create, "dashboard", "trade" },
   { "GET", "/v1/me/wallets/{wallet}", H.wallet, "dashboard", "read" },
+  { "PATCH", "/v1/me/wallets/{wallet}", H.wallet_patch, "dashboard", "trade" },
+  { "DELETE", "/v1/me/wallets/{wallet}", H.wallet_delete, "dashboard", "trade" },
+  { "POST", "/v1/me/wallets/{wallet}/reset", H.wallet_reset, "dashboard", "trade" },
+  { "GET", "/v1/data/orders", H.data_orders, "trade", "read" },
+  { "GET", "/v1/data/trades", H.data_trades, "trade", "read" },
+  { "GET", "/v1/prices-history", H.prices_history, "trade", "read" },
   { "POST", "/v1/keys/bootstrap", H.bootstrap, "bootstrap" },
   { "GET", "/v1/keys/tiers", H.tiers, "dashboard", "read" },
   { "POST", "/v1/keys/ws-token", H.ws_token, "dashboard", "read" },

@@ -38,8 +38,15 @@ end
 
 function H.equity(self, ctx, req, now)
   local days = q_int(req, "days", 7, 1, 90)
+  local limit = q_int(req, "limit", nil, 1, 10000)
   accounts.ensure_wallet(ctx.user, self.tiers, now)
-  return ok(accounts.equity_view(ctx.user, days, now))
+  local pts = accounts.equity_view(ctx.user, days, now)
+  if limit and #pts > limit then           -- the newest `limit` points
+    local out = array()
+    table.move(pts, #pts - limit + 1, #pts, 1, out)
+    pts = out
+  end
+  return ok(pts)
 end
 
 function H.reset_balance(self, ctx, _, now)
@@ -58,8 +65,8 @@ function H.reset_balance(self, ctx, _, now)
   return ok(b)
 end
 
-function H.export_csv(_, ctx)
-  return { status = 200, body = accounts.trades_csv(ctx.user), content_type = "text/csv",
+function H.export_csv(_, ctx, req)
+  return { status = 200, body = accounts.trades_csv(ctx.user, q_str(req, "market_id")), content_type = "text/csv",
            headers = { ["Content-Disposition"] = 'attachment; filename="trades.csv"' } }
 end
 
@@ -69,6 +76,8 @@ local function me_view(self, user, now)
   return {
     id = user.uuid, user_id = user.id, email = user.email, tier = user.plan, plan = user.plan,
     created_at = util.iso(user.created_at), api_keys = keys.active_count(user),
+    -- the API wallet's cash (polysim_sdk scripts/01_balance_and_market.py prints me.balance)
+    balance = w and fixed.money(w.cash) or "0.00",
     api_wallet = w and { balance = fixed.money(w.cash), starting_balance = fixed.money(w.starting) } or null,
   }
 end
@@ -86,23 +95,6 @@ function H.entitlements(self, ctx)
   }
 end
 
-local function wallets(self, user, now)
-  accounts.ensure_wallet(user, self.tiers, now)
-  local w = user.wallet
-  return array {
-    { wallet_type = "MAIN", balance = "1000.00", currency = "USD" },
-    { wallet_type = "API", balance = w and fixed.money(w.cash) or "0.00", currency = "USD",
-      starting_balance = w and fixed.money(w.starting) or "0.00" },
-  }
-end
-
-function H.wallets(self, ctx, _, now) return ok(wallets(self, ctx.user, now)) end
-
-function H.wallet(self, ctx, _, now, kind)
-  for _, w in ipairs(wallets(self, ctx.user, now)) do
-    if w.wallet_type:lower() == kind:lower() then return ok(w) end
-  end
-  errors.fail(404, "WALLET_NOT_FOUND", "No wallet " .. kind)
-end
+-- The wallets family lives in api/data.lua.
 
 return H

@@ -10,6 +10,11 @@ function H.health(_, _, _, now)
   return ok { status = "ok", timestamp = util.iso(now), version = "1.0.0" }
 end
 
+-- Liveness (polysim_clob_client/client.py get_ok calls GET /v1/health/live).
+function H.live(_, _, _, now)
+  return ok { status = "ok", timestamp = util.iso(now) }
+end
+
 function H.ready(self, _, _, now)
   return ok { status = "ok", timestamp = util.iso(now), checks = {
     database = { status = "ok", latency_ms = 0 }, redis = { status = "ok", latency_ms = 0 },

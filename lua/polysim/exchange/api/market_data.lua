@@ -21,10 +21,14 @@ function H.markets(self, _, req, now)
   local active = q_bool(req, "active_only", true)
   local search = q_str(req, "search") or q_str(req, "q")
   local category = q_str(req, "category")
+  -- closed=true lists only closed markets, closed=false only open ones (and lifts active_only).
+  local closed = q_str(req, "closed") and q_bool(req, "closed", false)
+  if closed ~= nil then active = false end
   search = search and search:lower()
   local out, skipped = array(), 0
   for _, m in ipairs(self.U.list) do
-    if (not hot or m.is_hot) and (not active or markets.state(m, now) == "open")
+    local open = markets.state(m, now) == "open"
+    if (not hot or m.is_hot) and (not active or open) and (closed == nil or closed ~= open)
       and (not category or m.category == category)
       and (not search or m.question:lower():find(search, 1, true) or m.slug:find(search, 1, true)
            or m.category == search) then
@@ -43,7 +47,7 @@ local function detail(_, m, req, now)
   if nf then return nf end
   local d = markets.detail(m, now)
   if q_bool(req, "include_book", false) then
-    d.book = book.snapshot(m, 1, 10, false, util.iso_us(util.to_us(now)))
+    d.book = book.snapshot(m, 1, 10, false, now)
   end
   return ok(d)
 end
@@ -56,28 +60,38 @@ function H.market_by_slug(self, _, req, now, slug)
   return detail(self, m, req, now)
 end
 
+-- {condition_id, primary_token_id, outcome} (polysim_sdk/client.py get_market_by_token), with
+-- the market's detail alongside; an unknown token is 404 TOKEN_NOT_FOUND.
 function H.market_by_token(self, _, req, now, tok)
-  local hit = self.U.by_token[tok]
-  if not hit then errors.fail(404, "MARKET_NOT_FOUND", "No market has token_id " .. tok) end
-  return detail(self, hit[1], req, now)
+  local m, idx = markets.resolve_token(self.U, tok)
+  if not m then errors.fail(404, "TOKEN_NOT_FOUND", "No market has token_id " .. tok) end
+  local r = detail(self, m, req, now)
+  if r.status == 200 then
+    r.body.primary_token_id = m.outcomes[1].token_id
+    r.body.token_id = m.outcomes[idx].token_id
+    r.body.outcome = m.outcomes[idx].label
+  end
+  return r
 end
 
 function H.book(self, _, req, now, cid)
   local m = market_or_404(self, cid, now)
   local idx = outcome_or_fail(m, q_str(req, "outcome"))
   local depth = q_int(req, "depth", 10, 1, 50)
-  return ok(book.snapshot(m, idx, depth, q_bool(req, "raw", false), util.iso_us(util.to_us(now))))
+  return ok(book.snapshot(m, idx, depth, q_bool(req, "raw", false), now))
 end
 
+-- token_id may be an outcome token, a condition id or "condition_id:NO"
+-- (polysim_clob_client/client.py _book_for_token).
 function H.book_by_token(self, _, req, now)
   local tok = q_str(req, "token_id")
   if not tok then errors.invalid({ "query", "token_id" }, "Field required", "missing") end
-  local hit = self.U.by_token[tok]
-  if not hit then errors.fail(404, "MARKET_NOT_FOUND", "No market has token_id " .. tok) end
-  local nf = orders.not_yet_visible(hit[1], now)
+  local m, idx = markets.resolve_token(self.U, tok)
+  if not m then errors.fail(404, "MARKET_NOT_FOUND", "No market has token_id " .. tok) end
+  local nf = orders.not_yet_visible(m, now)
   if nf then return nf end
   local depth = q_int(req, "depth", 10, 1, 50)
-  return ok(book.snapshot(hit[1], hit[2], depth, q_bool(req, "raw", false), util.iso_us(util.to_us(now))))
+  return ok(book.snapshot(m, idx, depth, q_bool(req, "raw", false), now))
 end
 
 function H.candles(self, _, req, now, cid)

@@ -57,7 +57,7 @@ function H.orders_batch(self, ctx, req, now)
       parts[i] = s and orders.fingerprint(s) or "?"
     end
     fp = "batch|" .. table.concat(parts, "\n")
-    local rec = ctx.user.idem["b:" .. hkey]
+    local rec = orders.idem_get(self, ctx.user, "b:" .. hkey, now)
     if rec then
       if rec.fp == fp then
         return { status = 200, body = rec.body, headers = { ["Idempotent-Replayed"] = "true" } }
@@ -85,16 +85,17 @@ function H.orders_batch(self, ctx, req, now)
     results[i] = res
   end
   local body = { results = results, succeeded = succeeded, failed = failed, total = #list }
-  if hkey then ctx.user.idem["b:" .. hkey] = { fp = fp, body = body } end
+  if hkey then orders.idem_put(self, ctx.user, "b:" .. hkey, { fp = fp, body = body }, now) end
   return ok(body)
 end
 
-local ORDER_STATUS = { PENDING = true, FILLED = true, CANCELLED = true, EXPIRED = true }
+-- OPEN is the live service's name for PENDING (polysim_sdk/client.py data_orders status).
+local ORDER_STATUS = { PENDING = true, OPEN = true, FILLED = true, CANCELLED = true, EXPIRED = true }
 local SIDES = { BUY = true, SELL = true }
 
 function H.orders_list(_, ctx, req)
   local f = {
-    status = q_enum(req, "status", ORDER_STATUS, true),
+    status = (function(st) return st == "OPEN" and "PENDING" or st end)(q_enum(req, "status", ORDER_STATUS, true)),
     market_id = q_str(req, "market_id"),
     side = q_enum(req, "side", SIDES, true),
     limit = q_int(req, "limit", 50, 1, 200),
@@ -137,11 +138,20 @@ local function cancel_where(self, ctx, now, pred)
       ids[#ids + 1] = o.id
     end
   end
-  return ok { cancelled = ids, cancelled_count = #ids, not_cancelled = array(),
+  -- canceled / not_canceled {order_id: reason} as the live service answers
+  -- (polysim_clob_client/client.py cancel_all / cancel_market_orders).
+  return ok { canceled = ids, cancelled_count = #ids, not_canceled = {},
               account_balance = ctx.user.wallet and fixed.money(ctx.user.wallet.cash) or null }
 end
 
-function H.cancel_all(self, ctx, _, now)
+-- The footgun guard of polysim_sdk/client.py cancel_all: ?confirm=true or
+-- X-Confirm-Cancel-All: true, else 400.
+function H.cancel_all(self, ctx, req, now)
+  local hv = req.headers and req.headers["x-confirm-cancel-all"]
+  if q_str(req, "confirm") ~= "true" and not (hv and hv:lower() == "true") then
+    errors.fail(400, "CONFIRMATION_REQUIRED",
+      "cancel-all cancels every open order: send ?confirm=true or X-Confirm-Cancel-All: true")
+  end
   return cancel_where(self, ctx, now, function() return true end)
 end
 

@@ -1,0 +1,131 @@
+-- Client methods for the Polymarket-shaped data API and the wallets family, mixed into the
+-- client's methods table by polysim.client (install). Calls follow the official SDK:
+-- polysim_sdk/client.py data_orders / data_trades / *_wallet,
+-- polysim_polymarket/clients/public.py get_price_history.
+local paginate = require "polysim.paginate"
+
+local _M = {}
+
+-- The end of a Polymarket cursor walk.
+_M.END_CURSOR = "LTE="
+
+function _M.install(methods, h)
+  local check_string, check_int, check_table, check_keys, set, pathseg, check_enum =
+    h.check_string, h.check_int, h.check_table, h.check_keys, h.set, h.pathseg, h.check_enum
+
+  local function ts(fname, name, v)
+    if v == nil then return nil end
+    if math.type(v) == "integer" then return v end
+    return check_string(fname, name, v)
+  end
+
+  local function finished(c) return c == _M.END_CURSOR end
+
+  -- data_orders_page{ id, market, asset_id, before, after, status, next_cursor, limit }: one
+  -- envelope {limit, count, next_cursor, data}.
+  local ORDERS_OPTS = set { "id", "market", "asset_id", "before", "after", "status", "next_cursor", "limit",
+    "page_size" }
+  function methods:data_orders_page(p)
+    p = check_table("data_orders_page", "params", p, true)
+    check_keys("data_orders_page", p, ORDERS_OPTS)
+    return self:_call("GET", "/v1/data/orders", { query = {
+      id = p.id ~= nil and tostring(p.id) or nil,
+      market = check_string("data_orders_page", "market", p.market, true),
+      asset_id = check_string("data_orders_page", "asset_id", p.asset_id, true),
+      before = ts("data_orders_page", "before", p.before), after = ts("data_orders_page", "after", p.after),
+      status = check_enum("data_orders_page", "status", p.status,
+        { "OPEN", "LIVE", "FILLED", "MATCHED", "CANCELLED", "CANCELED", "EXPIRED" }, true),
+      next_cursor = check_string("data_orders_page", "next_cursor", p.next_cursor, true),
+      limit = check_int("data_orders_page", "limit", p.page_size or p.limit, 1, 500),
+    } })
+  end
+
+  -- Iterates over every matching order, walking next_cursor until "LTE=".
+  function methods:data_orders(p)
+    p = check_table("data_orders", "params", p, true)
+    check_keys("data_orders", p, ORDERS_OPTS)
+    return paginate.cursor(function(cursor)
+      local q = {}
+      for k, v in pairs(p) do q[k] = v end
+      q.next_cursor = cursor or p.next_cursor
+      return self:data_orders_page(q)
+    end, "data", finished)
+  end
+
+  local TRADES_OPTS = set { "market", "asset_id", "before", "after", "next_cursor", "limit", "page_size" }
+  function methods:data_trades_page(p)
+    p = check_table("data_trades_page", "params", p, true)
+    check_keys("data_trades_page", p, TRADES_OPTS)
+    return self:_call("GET", "/v1/data/trades", { query = {
+      market = check_string("data_trades_page", "market", p.market, true),
+      asset_id = check_string("data_trades_page", "asset_id", p.asset_id, true),
+      before = ts("data_trades_page", "before", p.before), after = ts("data_trades_page", "after", p.after),
+      next_cursor = check_string("data_trades_page", "next_cursor", p.next_cursor, true),
+      limit = check_int("data_trades_page", "limit", p.page_size or p.limit, 1, 500),
+    } })
+  end
+
+  function methods:data_trades(p)
+    p = check_table("data_trades", "params", p, true)
+    check_keys("data_trades", p, TRADES_OPTS)
+    return paginate.cursor(function(cursor)
+      local q = {}
+      for k, v in pairs(p) do q[k] = v end
+      q.next_cursor = cursor or p.next_cursor
+      return self:data_trades_page(q)
+    end, "data", finished)
+  end
+
+  -- prices_history(token_id, { start_ts, end_ts, interval, fidelity }) -> { history = {{t, p}} }
+  function methods:prices_history(token_id, p)
+    check_string("prices_history", "token_id", token_id)
+    p = check_table("prices_history", "params", p, true)
+    check_keys("prices_history", p, set { "start_ts", "end_ts", "interval", "fidelity" })
+    return self:_call("GET", "/v1/prices-history", { query = {
+      market = token_id,
+      startTs = check_int("prices_history", "start_ts", p.start_ts, 0),
+      endTs = check_int("prices_history", "end_ts", p.end_ts, 0),
+      interval = check_enum("prices_history", "interval", p.interval, { "1m", "1h", "6h", "1d", "1w", "max" }, true),
+      fidelity = check_int("prices_history", "fidelity", p.fidelity, 1, 1440),
+    } })
+  end
+
+  -- wallets
+
+  function methods:wallets(p)
+    p = check_table("wallets", "params", p, true)
+    check_keys("wallets", p, set { "limit", "offset" })
+    return self:_call("GET", "/v1/me/wallets", { auth = "either", query = {
+      limit = check_int("wallets", "limit", p.limit, 1, 200), offset = check_int("wallets", "offset", p.offset, 0) } })
+  end
+
+  function methods:wallet(id)
+    return self:_call("GET", "/v1/me/wallets/" .. pathseg("wallet", "wallet_id", id), { auth = "either" })
+  end
+
+  -- create_wallet{ label = , kind = "SANDBOX" } (the body field is label: polysim_sdk/client.py)
+  function methods:create_wallet(p)
+    p = check_table("create_wallet", "params", p)
+    check_keys("create_wallet", p, set { "label", "kind" })
+    return self:_call("POST", "/v1/me/wallets", { auth = "either", body = {
+      label = check_string("create_wallet", "label", p.label),
+      kind = check_enum("create_wallet", "kind", p.kind, { "SANDBOX" }, true) or "SANDBOX" } })
+  end
+
+  function methods:rename_wallet(id, label)
+    local seg = pathseg("rename_wallet", "wallet_id", id)
+    return self:_call("PATCH", "/v1/me/wallets/" .. seg, { auth = "either",
+      body = { label = check_string("rename_wallet", "label", label) } })
+  end
+
+  function methods:archive_wallet(id)
+    return self:_call("DELETE", "/v1/me/wallets/" .. pathseg("archive_wallet", "wallet_id", id), { auth = "either" })
+  end
+
+  function methods:reset_wallet(id)
+    return self:_call("POST", "/v1/me/wallets/" .. pathseg("reset_wallet", "wallet_id", id) .. "/reset",
+      { auth = "either", body = {} })
+  end
+end
+
+return _M

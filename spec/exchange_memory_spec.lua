@@ -1,0 +1,74 @@
+-- luacheck: std +busted
+-- The exchange's memory is bounded (issue 10 #8): idempotency records live for a stated window
+-- on the exchange's clock, finished orders and trades beyond keep_finished are compacted.
+local exchange = require "polysim.exchange"
+
+local T0 = 1790000000
+
+local function setup(opts)
+  local clock = { t = T0 }
+  opts.clock = function() return clock.t end
+  opts.seed = 5
+  local ex = assert(exchange.new(opts))
+  local cid = assert(ex:pick_market { binary = true, state = "open" })
+  assert(ex:set_book(cid, "Yes", { bids = { { "0.40", "100000" } }, asks = { { "0.45", "100000" } } }))
+  return ex, clock, cid
+end
+
+local function order(ex, cid, fields, key)
+  local j = { market_id = cid, side = "BUY", outcome = "Yes", quantity = "5", price = "0.50",
+              order_type = "market" }
+  for k, v in pairs(fields or {}) do j[k] = v end
+  return ex:handle { method = "POST", path = "/v1/orders", query = {},
+    headers = { ["x-api-key"] = ex.api_key, ["idempotency-key"] = key }, json = j }
+end
+
+describe("exchange memory", function()
+  it("keeps idempotency records for 24 hours by the exchange's clock, then forgets them", function()
+    local ex, clock, cid = setup {}
+    local r1 = order(ex, cid, nil, "k-1")
+    assert.equal(200, r1.status)
+    clock.t = T0 + 86399
+    local again = order(ex, cid, nil, "k-1")
+    assert.equal("true", again.headers["Idempotent-Replayed"])
+    assert.equal(r1.body.order_id, again.body.order_id)
+    assert.equal(1, ex:memory_stats().idempotency_records)
+    clock.t = T0 + 86400
+    local fresh = order(ex, cid, nil, "k-2")      -- a new record expires the day-old one
+    assert.equal(200, fresh.status)
+    assert.equal(1, ex:memory_stats().idempotency_records)
+    local reused = order(ex, cid, nil, "k-1")     -- the key is free again: a new order
+    assert.is_nil(reused.headers and reused.headers["Idempotent-Replayed"])
+    assert.are_not.equal(r1.body.order_id, reused.body.order_id)
+  end)
+
+  it("holds idempotency records for the window only, however many requests come", function()
+    local ex, clock, cid = setup { idempotency_window = 60 }
+    for i = 1, 600 do
+      clock.t = T0 + i                            -- one keyed order a second for 10 minutes
+      assert.equal(200, order(ex, cid, nil, "key-" .. i).status)
+    end
+    assert.equal(60, ex:memory_stats().idempotency_records)
+  end)
+
+  it("compacts finished orders and trades beyond keep_finished; pending orders stay", function()
+    local ex, clock, cid = setup { keep_finished = 10 }
+    local pending = order(ex, cid, { order_type = "limit", price = "0.10" })
+    assert.equal("PENDING", pending.body.status)
+    for i = 1, 100 do
+      clock.t = T0 + i
+      assert.equal(200, order(ex, cid).status)
+    end
+    local st = ex:memory_stats()
+    assert.is_true(st.orders <= 21, "orders held: " .. st.orders)
+    assert.is_true(st.trades <= 20, "trades held: " .. st.trades)
+    assert.equal(st.orders, st.orders_by_id)
+    local got = ex:handle { method = "GET", path = "/v1/orders/" .. pending.body.order_id, query = {},
+      headers = { ["x-api-key"] = ex.api_key } }
+    assert.equal("PENDING", got.body.status)
+    assert(ex:check_invariants())
+    local port = ex:handle { method = "GET", path = "/v1/account/portfolio", query = {},
+      headers = { ["x-api-key"] = ex.api_key } }
+    assert.equal(100, port.body.total_trades)
+  end)
+end)
