@@ -46,10 +46,11 @@ local function frame(event, data, encode)
 end
 
 -- One market's orderbook events.
-local function books(m, now_iso)
+local function books(m, now)
+  local now_iso = util.iso_us(util.to_us(now))
   local out = {}
   for idx, o in ipairs(m.outcomes) do
-    local b = book.snapshot(m, idx, 10, false, now_iso)
+    local b = book.snapshot(m, idx, 10, false, now)
     out[#out + 1] = { market = m.condition_id, condition_id = m.condition_id, asset_id = o.token_id,
                       outcome = o.label, bids = b.bids, asks = b.asks, timestamp = now_iso }
   end
@@ -73,7 +74,7 @@ function session:attach(write, encode, finish)
       local m = ex.U.by_id[id]
       if m then
         snap.markets[#snap.markets + 1] = markets.ws_price(m)
-        for _, b in ipairs(books(m, now_iso)) do snap.orderbooks[#snap.orderbooks + 1] = b end
+        for _, b in ipairs(books(m, now)) do snap.orderbooks[#snap.orderbooks + 1] = b end
       else
         snap.unknown[#snap.unknown + 1] = id
       end
@@ -119,7 +120,7 @@ function session:on_price(id, msg)
   if not self:send("market_price", msg) then return end
   local m = self.ex.U.by_id[id]
   if m then
-    for _, b in ipairs(books(m, util.iso_us(util.to_us(self.ex.clock())))) do self:send("orderbook", b) end
+    for _, b in ipairs(books(m, self.ex.clock())) do self:send("orderbook", b) end
   end
 end
 
