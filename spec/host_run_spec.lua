@@ -94,6 +94,39 @@ describe("polysim run", function()
     end
   end)
 
+  it("runs several strategies in one host: own state, orders, P&L line; one's errors touch no other", function()
+    local function src(name, price, extra)
+      return ([[
+        return {
+          name = %q, cancel_on_stop = true,
+          on_start = function(ctx)
+            for m in ctx.client:markets { limit = 1 } do
+              ctx.state.order = assert(ctx.client:place_order { market_id = m.condition_id, side = "BUY",
+                outcome = m.outcomes[1], order_type = "limit", quantity = 5, price = %q })
+              break
+            end
+            ctx.state.ticks = 0
+            ctx:every(0.1, function(c) c.state.ticks = c.state.ticks + 1 %s end)
+          end,
+          on_stop = function(ctx) ctx.log.info("%%s ticked %%d", ctx.name, ctx.state.ticks) end,
+        }
+      ]]):format(name, price, extra)
+    end
+    local a = write(tmpdir .. "/multi_a.lua", src("alpha", "0.01", "error('alpha breaks')"))
+    local b = write(tmpdir .. "/multi_b.lua", src("beta", "0.02", ""))
+    local r = sh(([[run multi %s %s --duration 2 --quiet]]):format(q(a), q(b)))
+    local out = r.multi.out
+    assert.equal(0, r.multi.status, out)
+    assert.truthy(out:find("[alpha] started", 1, true), out)
+    assert.truthy(out:find("[beta] started", 1, true), out)
+    assert.truthy(out:find("alpha breaks", 1, true), out)
+    assert.truthy(out:find("beta ticked [1-9]%d*"), out) -- beta's timers went on beside alpha's errors
+    assert.truthy(out:find("%[alpha%] cancelled open orders %(1%)"), out)
+    assert.truthy(out:find("%[beta%] cancelled open orders %(1%)"), out)
+    assert.truthy(out:find("alpha: own orders 1 placed, 0 filled, 1 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, [1-9]%d* errors"), out)
+    assert.truthy(out:find("beta: own orders 1 placed, 0 filled, 1 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, 0 errors"), out)
+  end)
+
   it("reloads the strategy when it is saved, keeping its state", function()
     local path = tmpdir .. "/live.lua"
     local src = [[
@@ -124,7 +157,7 @@ describe("polysim run", function()
       run broken %s --quiet
     ]]):format(q(broken)))
     assert.equal(2, r.none.status)
-    assert.truthy(r.none.out:find("give exactly one strategy file", 1, true), r.none.out)
+    assert.truthy(r.none.out:find("give a strategy file (or several)", 1, true), r.none.out)
     assert.equal(2, r.unknown.status)
     assert.truthy(r.unknown.out:find("unknown option --frobnicate", 1, true))
     assert.equal(2, r.missing.status)

@@ -146,7 +146,8 @@ end
 
 function _M.new(rt, ver)
   local ctx = setmetatable({
-    client = rt.client,
+    client = rt.strategy_client or rt.client, -- orders placed through it are tagged as ours
+    order_prefix = rt.own and rt.own.prefix,
     state = rt.state,
     log = rt.strategy_log,
     name = rt.name,

@@ -115,7 +115,7 @@ function feeds.poll(rt, interval)
         if not first then
           rt:deliver { type = "fill", order_id = h.order_id or h.id, market_id = h.market_id,
             side = h.side, outcome = h.outcome, price = h.price, quantity = h.quantity,
-            filled_at = h.filled_at, source = "poll" }
+            filled_at = h.filled_at, client_order_id = h.client_order_id, fee = h.fee, source = "poll" }
         end
       end
     end

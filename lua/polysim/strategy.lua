@@ -12,7 +12,8 @@
 --
 --   return {
 --     name = "mean_reversion",      -- shown in log lines (default: the file name)
---     cancel_on_stop = true,        -- cancel all open orders after on_stop (default false)
+--     cancel_on_stop = true,        -- after on_stop, cancel the open orders THIS strategy placed
+--                                   --   (never the account's others; default false)
 --     budget = 0.5,                 -- seconds a callback may run without yielding (false: none)
 --     conflate = false,             -- true: a price event still queued for a market is replaced
 --                                   --   by a newer one for the same market (latest price wins)
@@ -28,7 +29,11 @@
 -- (numbers are decimal strings, as everywhere in polysim)
 --
 -- The context (one per loaded version; all versions share client, state and subscriptions):
---   ctx.client                 the polysim client (polysim.new); its calls yield inside callbacks
+--   ctx.client                 the polysim client (polysim.new); its calls yield inside callbacks.
+--                              Orders placed through it carry a client order id starting with
+--                              ctx.order_prefix (per run and strategy; one given is prefixed):
+--                              they are the strategy's own orders, the only ones on_fill hears
+--                              about, cancel_on_stop cancels, and the P&L line counts
 --   ctx.state                  a table that survives reloads: keep everything worth keeping here
 --   ctx.params                 `--param NAME=VALUE` values of `polysim run` (strings), or {}
 --   ctx.log.info/warn/error(...)   timestamped lines on stderr; the API key never appears
@@ -88,7 +93,9 @@
 --   rt:snapshot()         -> { name, version, started_at, now, cash, equity, pnl,
 --                              positions = {{market_id, outcome, quantity, avg_price, mark,
 --                              unrealized}}, open_orders, fills, log_tail, reloads = {{at, ms,
---                              ok, error}}, errors, last_error }   (numbers: decimal strings)
+--                              ok, error}}, errors, last_error, own = {prefix, placed, open,
+--                              filled, cancelled, cash, pnl} }   (numbers: decimal strings;
+--                              open_orders and own: this strategy's own orders only)
 --   rt:refresh()          reads the account into the snapshot (in a task); emits "equity"
 --   rt:observe(fn)        fn(kind, data) on "fill", "order", "log", "reload", "equity";
 --                         returns a function that removes fn (nothing is done when unobserved)
@@ -106,6 +113,7 @@ local sandbox = require "polysim.sandbox"
 local context = require "polysim.ctx"
 local clock_mod = require "polysim.clock"
 local feed_mod = require "polysim.feed"
+local owned = require "polysim.owned"
 
 local error, ipairs, pairs, pcall, select, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, select, setmetatable, tostring, type
@@ -249,11 +257,8 @@ end
 function Runtime:snapshot()
   local v = self.current
   local acct = self.account or {}
-  local open = {}
-  for _, o in pairs(self.own_orders or {}) do
-    if o.open then open[#open + 1] = o.view end
-  end
-  table.sort(open, function(a, b) return tostring(a.order_id) < tostring(b.order_id) end)
+  local own = self.own and self.own:summary()
+  local open = own and own.open_orders or {}
   local reloads = {}
   for i, r in ipairs(self.reload_history) do reloads[i] = { at = r.at, ms = r.ms, ok = r.ok, error = r.error } end
   return {
@@ -262,6 +267,8 @@ function Runtime:snapshot()
     positions = acct.positions or {}, open_orders = open,
     fills = self.fills:list(), log_tail = self.log_tail:list(), reloads = reloads,
     errors = self.stats.errors, last_error = self.last_error,
+    own = own and { prefix = own.prefix, placed = own.placed, open = own.open, filled = own.filled,
+                    cancelled = own.cancelled, cash = own.cash, pnl = own.pnl } or nil,
   }
 end
 
@@ -386,7 +393,7 @@ function _M.new(opts)
     account = nil, last_error = nil, started_at = nil,
     stats = {
       received = 0, delivered = 0, dropped = 0, conflated = 0, unhandled = 0, callbacks = 0,
-      errors = 0, budget_kills = 0, skipped_ticks = 0, reloads = 0, failed_reloads = 0,
+      errors = 0, budget_kills = 0, skipped_ticks = 0, reloads = 0, failed_reloads = 0, foreign_fills = 0,
     },
   }, rt_mt)
   self.fq = new_queue(self, "on_fill")
@@ -443,6 +450,7 @@ function Runtime:deliver(ev)
       stats.dropped = stats.dropped + 1
       return false
     end
+    if self.own then self.own:mark(ev) end
     local q = self.pq[id]
     if not q then
       q = new_queue(self, "on_price")
@@ -457,6 +465,14 @@ function Runtime:deliver(ev)
     push(self, q, ev)
     pump(self, q)
   elseif kind == "fill" then
+    -- Only our own orders' fills: one carrying another client order id is somebody else's
+    -- (a hand-placed order, another strategy in the same host).
+    local own = self.own
+    if own and not own:fill(ev) and type(ev.client_order_id) == "string" then
+      stats.dropped = stats.dropped + 1
+      stats.foreign_fills = stats.foreign_fills + 1
+      return false
+    end
     self.fills:push(ev)
     self:_notify("fill", ev)
     push(self, self.fq, ev)
@@ -589,6 +605,8 @@ function Runtime:start(path)
   self.started_at = self.clock.now()
   self.path = path
   self.name = self.name or (basename(path):gsub("%.lua$", ""))
+  self.own = owned.new(self.name)
+  self.strategy_client = self.own:wrap(self.client)
   if self.feed_opt == nil then
     self.feed = feed_mod.open(self, _M.poll_only)
   elseif self.feed_opt then
@@ -674,15 +692,15 @@ function Runtime:stop(reason)
     local r = invoke(self, ver, "on_stop", ver.mod.on_stop, ver.ctx, reason)
     wait(r)
   end
-  if ver and ver.mod.cancel_on_stop and self.client then
-    local ok, res, err = pcall(self.client.cancel_all, self.client)
-    if not ok then err = res end
-    if ok and res then
-      local n = type(res) == "table" and (res.cancelled_count or res.cancelled)
-      if type(n) == "table" then n = #n end
-      self:_log("info", self.name, "cancelled open orders" .. (n and (" (" .. tostring(n) .. ")") or ""))
+  if ver and ver.mod.cancel_on_stop and self.client and self.own then
+    -- Our own orders only (their client order id prefix): never the account's others.
+    local ok, n, failed, err = pcall(self.own.cancel_open, self.own, self.client)
+    if not ok then n, failed, err = 0, 1, n end
+    if failed == 0 then
+      self:_log("info", self.name, string_format("cancelled open orders (%d) placed by this strategy", n))
     else
-      self:_log("error", self.name, "cancelling open orders failed: " .. tostring(err))
+      self:_log("error", self.name, string_format("cancelling open orders: %d cancelled, %d failed: %s",
+        n, failed, tostring(err)))
     end
   end
   self:_close_feed()
