@@ -52,7 +52,9 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $@"; $(CC) $(XCFLAGS) -DPOLYSIM_LUADIR='"$(POLYSIM_LUADIR)"' -c -o $@ $<
 
-POLYSIM_LUADIR ?= $(CURDIR)/lua
+# No build path is compiled in: the Lua files are found beside the executable, from
+# $$POLYSIM_LUA_DIR or the lua_dir option; `make install` compiles its prefix in.
+POLYSIM_LUADIR ?=
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)

@@ -19,7 +19,20 @@ local string_format = string.format
 local monotime = core.monotime
 local loop = ploop.core
 
-local _M = {}
+-- The step deadline (include/polysim.h): present when polysim runs inside the polysim
+-- command or the embedding library, which preload it; absent under a plain lua5.4.
+local has_preempt, preempt = pcall(require, "polysim.preempt")
+if not has_preempt then preempt = nil end
+if preempt and not ploop.take_preempted then
+  ploop.take_preempted = preempt.take
+  local gethook = debug.gethook
+  ploop.on_spawn = function(task)
+    local fn, mask, count = gethook(task.co)
+    preempt.install(task.co, type(fn) == "function" and fn or nil, mask or "", count or 0)
+  end
+end
+
+local _M = { preemptive = preempt ~= nil }
 
 local USAGE = [[
 usage: polysim run STRATEGY.lua [STRATEGY.lua ...] [options]
@@ -201,9 +214,19 @@ end
 
 -- One turn of the loop, waiting at most timeout seconds (0: only what is ready now).
 -- Returns true, or nil and the error of a loop callback (the host stays usable).
+-- A callback still running at the deadline (timeout after the step began) is suspended
+-- and resumed at the next step, before anything else runs.
 function Host:step(timeout)
   if self.stop_reason and not self.stopping_task and self.rt then self:_begin_stop(self.stop_reason) end
-  local ok, err = pcall(loop.step, loop, timeout or 0)
+  timeout = timeout or 0
+  local ok, err
+  if preempt then preempt.set_deadline(timeout >= 0 and timeout or nil) end
+  if #ploop.preempted > 0 then
+    ok, err = pcall(ploop.resume_preempted)
+  else
+    ok, err = pcall(loop.step, loop, timeout)
+  end
+  if preempt then preempt.set_deadline(nil) end
   if not ok then
     self.last_error = tostring(err)
     self.log.error("loop: " .. self.last_error)
@@ -220,6 +243,38 @@ function Host:c_step(timeout)
   return 0
 end
 
+-- The snapshot of the C API (polysim_host_snapshot): the first strategy's rt:snapshot(),
+-- flattened; the account part is refreshed in the background at most once a second.
+function Host:c_snapshot()
+  local rt = self.rt
+  if not rt then return { version = 0, running = false, positions = {}, open_orders = {}, errors = 0, reloads = 0 } end
+  local now = monotime()
+  if not rt.stopping and not rt.refreshing and (not self.refreshed_at or now - self.refreshed_at >= 1) then
+    self.refreshed_at = now
+    ploop.spawn(function() pcall(rt.refresh, rt) end)
+  end
+  local snap = rt:snapshot()
+  local own = snap.own or {}
+  local function strings(list) -- C reads strings only
+    local out = {}
+    for i, row in ipairs(list) do
+      local r = {}
+      for k, v in pairs(row) do
+        if v ~= core.null and type(v) ~= "table" then r[k] = tostring(v) end
+      end
+      out[i] = r
+    end
+    return out
+  end
+  return {
+    name = snap.name, version = snap.version, running = not rt.stopped,
+    cash = snap.cash, equity = snap.equity, pnl = snap.pnl,
+    own_pnl = own.pnl, own_placed = own.placed or 0, own_filled = own.filled or 0,
+    positions = strings(snap.positions), open_orders = strings(snap.open_orders),
+    errors = snap.errors, reloads = rt.stats.reloads, last_error = snap.last_error,
+  }
+end
+
 -- True once the strategy has stopped (or never started).
 function Host:done()
   return not self.rt or self:_all_stopped()
@@ -228,7 +283,10 @@ end
 function Host.fd(_) return loop:fd() end
 
 -- Seconds until the host needs a step even when its fd stays quiet, or nil.
-function Host.timeout(_) return loop:timeout() end
+function Host.timeout(_)
+  if #ploop.preempted > 0 then return 0 end -- a suspended callback goes on at the next step
+  return loop:timeout()
+end
 
 function Host:_begin_stop(reason)
   if self.stopping_task or not self.rt then return end
