@@ -127,6 +127,31 @@ describe("polysim run", function()
     assert.truthy(out:find("beta: own orders 1 placed, 0 filled, 1 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, 0 errors"), out)
   end)
 
+  it("reloads one of several strategies without touching the others", function()
+    local a = write(tmpdir .. "/multi_ra.lua", [[
+      return { name = "ra", on_start = function(ctx) ctx.state.n = 1 end,
+               on_reload = function(ctx, old) ctx.state.n = old.n + 1; ctx.log.info("ra reloaded: n = %d", ctx.state.n) end }
+    ]])
+    local b = write(tmpdir .. "/multi_rb.lua", [[
+      return { name = "rb", on_start = function(ctx) ctx.state.n = 0; ctx:every(0.1, function(c) c.state.n = c.state.n + 1 end) end,
+               on_stop = function(ctx) ctx.log.info("rb v%d ticked %d", ctx.version, ctx.state.n) end }
+    ]])
+    local r = sh(([[
+      run mr %s %s --duration 3 --quiet &
+      sleep 1.2
+      printf 'return {' > %s.tmp && mv %s.tmp %s
+      sleep 0.5
+      printf 'return { name = "ra", on_reload = function(ctx, old) ctx.log.info("ra v3 from n = %%%%d", old.n) end }' > %s.tmp && mv %s.tmp %s
+      wait
+    ]]):format(q(a), q(b), q(a), q(a), q(a), q(a), q(a), q(a)))
+    local out = r.mr.out
+    assert.equal(0, r.mr.status, out)
+    assert.truthy(out:find("ra v3 from n = 1", 1, true), out)   -- the broken save left v1 running
+    assert.truthy(out:find("rb v1 ticked [1-9]"), out)           -- rb never reloaded, kept ticking
+    assert.truthy(out:find("rb: own orders 0 placed, 0 filled, 0 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, 0 errors, 0 reloads %(0 failed%)"), out)
+    assert.truthy(out:find("ra: own orders 0 placed, 0 filled, 0 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, 0 errors, 1 reloads %(1 failed%)"), out)
+  end)
+
   it("reloads the strategy when it is saved, keeping its state", function()
     local path = tmpdir .. "/live.lua"
     local src = [[

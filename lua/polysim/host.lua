@@ -379,8 +379,17 @@ function Host:_start_status()
       local ok, snap = pcall(self._snapshot, self)
       busy = false
       if not ok or not snap or not self.cancel_status then return end
-      if mode == "tty" and #self.rts == 1 then
+      if mode == "tty" then
         local line = self:_status_line(snap)
+        if #self.rts > 1 then -- one line for all: name, version, own P&L, errors each
+          local parts = {}
+          for i, rt in ipairs(self.rts) do
+            local own = rt.own and rt.own:summary()
+            parts[i] = string_format("%s v%d %s e%d", rt.name, rt.current and rt.current.n or 0,
+              signed(own and dec(own.pnl)), rt.stats.errors)
+          end
+          line = "cash " .. money(snap and snap.cash) .. " | " .. table.concat(parts, " | ")
+        end
         self.status_text = line
         io.stderr:write("\r\27[K", line)
         io.stderr:flush()
