@@ -57,7 +57,9 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $@"; $(CC) $(XCFLAGS) -DPOLYSIM_LUADIR='"$(POLYSIM_LUADIR)"' -c -o $@ $<
 
-POLYSIM_LUADIR ?= $(CURDIR)/lua
+# No build path is compiled in: the Lua files are found beside the executable, from
+# $$POLYSIM_LUA_DIR or the lua_dir option; `make install` compiles its prefix in.
+POLYSIM_LUADIR ?=
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -140,6 +142,21 @@ install: build
 	install -m 755 $(CORE_SO) $(DESTDIR)$(LUA_LIB_DIR)/polysim/core.so
 	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/bin/polysim
 	install -m 755 build-install/bin/polysim $(DESTDIR)$(PREFIX)/bin/polysim
+
+# The embedding API for other programs: include/polysim.h, the static library and a
+# polysim.pc, so `cc app.c $$(pkg-config --cflags --libs polysim)` builds against it.
+PKGCONFIG_DIR ?= $(PREFIX)/lib/pkgconfig
+POLYSIM_VERSION = $(shell sed -n 's/^\#define POLYSIM_VERSION "\(.*\)"/\1/p' src/internal.h)
+.PHONY: install-embed
+install: install-embed
+install-embed: deps
+	rm -rf build-install
+	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/lib/libpolysim.a
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PKGCONFIG_DIR)
+	install -m 644 include/polysim.h $(DESTDIR)$(PREFIX)/include/polysim.h
+	install -m 644 build-install/lib/libpolysim.a $(DESTDIR)$(PREFIX)/lib/libpolysim.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(POLYSIM_VERSION)|' \
+	    -e 's|@LIBS@|$(LUA_LIB) $(LIBS) -ldl|' pkgconfig/polysim.pc.in > $(DESTDIR)$(PKGCONFIG_DIR)/polysim.pc
 
 rockspec:
 	$(LUA) scripts/gen-rockspec.lua > rockspec/polysim-scm-1.rockspec

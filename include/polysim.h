@@ -4,8 +4,13 @@
  * A host owns a Lua 5.4 state with polysim loaded, one event loop (epoll: HTTP transfers,
  * timers, file watches and, optionally, a local exchange serving in the same process), and
  * the strategy runtime. Nothing runs on threads of its own: everything happens inside
- * polysim_host_step(), which never blocks longer than the timeout you give it. Strategy
- * callbacks that wait on the network yield; they do not hold up your frame.
+ * polysim_host_step(), which returns within the timeout you give it plus a small bound:
+ * strategy callbacks that wait on the network yield, and a callback still computing at the
+ * step's deadline is suspended there (a count hook yields it every 1000 VM instructions
+ * once the deadline has passed) and resumed at the next step, before anything else runs.
+ * Its time budget counts only the time it ran. (The bound: about 1000 instructions of the
+ * callback, or one C call it is inside, such as a long string.rep or table.sort, which
+ * cannot be suspended.)
  *
  * Typical use in a frame loop:
  *
@@ -59,13 +64,17 @@ typedef void (*polysim_log_fn)(void *ud, int level, const char *line);
 
 /* Zero-initialise, then set what you need; new fields are only ever added at the end. */
 typedef struct polysim_host_options {
-    const char *lua_dir;    /* polysim's Lua files; NULL: $POLYSIM_LUA_DIR, else the build's lua/ */
+    const char *lua_dir;    /* polysim's Lua files; NULL: $POLYSIM_LUA_DIR, else found beside the
+                               executable (PREFIX/bin -> PREFIX/share/lua/5.4; the build tree's
+                               build/bin -> lua/), else the prefix `make install` compiled in,
+                               else package.path as LUA_PATH_5_4 leaves it */
     const char *api_key;    /* NULL: $POLYSIM_API_KEY */
     const char *base_url;   /* NULL: $POLYSIM_BASE_URL, else https://api.polysimulator.com */
     int local_exchange;     /* 1: start a local exchange in this process and trade on it;
                                -1: never; 0: when there is neither an API key nor a base URL */
     unsigned seed;          /* local exchange's market universe (0: 1) */
-    double tick_s;          /* local exchange's price moves, seconds apart (0: 0.5) */
+    double tick_s;          /* local exchange's price moves, seconds apart (0: 0.5; < 0: prices
+                               never move, like `polysim run --tick 0`) */
     double budget_s;        /* time a callback may run without yielding (0: 0.5; < 0: none) */
     int no_reload;          /* 1: do not reload the strategy when its files change */
     int status;             /* 1: log a status line (cash, P&L, positions) every status_s */
@@ -80,7 +89,8 @@ typedef struct polysim_host_options {
 POLYSIM_API polysim_host *polysim_host_new(const polysim_host_options *opts);
 
 /* Loads a strategy file and starts it: compiles it, runs its on_start (stepping the loop
- * until that returns), and starts watching its files for hot reload. One strategy per host;
+ * until that returns), and starts watching its files for hot reload. One strategy per host
+ * (`polysim run a.lua b.lua` runs several, each with its own runtime);
  * after a failed load you may try again. 0 | -1 */
 POLYSIM_API int polysim_host_load(polysim_host *h, const char *path);
 
@@ -108,6 +118,36 @@ POLYSIM_API const char *polysim_host_error(const polysim_host *h);
 
 /* The base URL the host trades against (the local exchange's when it runs one), or NULL. */
 POLYSIM_API const char *polysim_host_base_url(const polysim_host *h);
+
+/* Where the strategy stands, read with polysim_host_snapshot. Money and quantities are
+ * decimal strings ("9967.84"), NULL when not known. Everything points into memory the host
+ * owns, valid until the next polysim_host_* call on h. */
+typedef struct polysim_position {
+    const char *market_id, *outcome, *quantity, *avg_price, *mark, *unrealized;
+} polysim_position;
+
+typedef struct polysim_order {  /* one of the strategy's own open orders */
+    const char *order_id, *client_order_id, *market_id, *side, *outcome, *price, *quantity, *status;
+} polysim_order;
+
+typedef struct polysim_snapshot {
+    const char *name;           /* the strategy's name; NULL before a load */
+    int version;                /* 1, then +1 per successful reload; 0 before a load */
+    int running;                /* 1 until it stopped */
+    const char *cash, *equity, *pnl;  /* the account's: refreshed in the background at most
+                                         once a second by this call; NULL until the first */
+    const char *own_pnl;        /* P&L of the strategy's own orders (fills at the last prices) */
+    int own_placed, own_filled; /* the strategy's own orders placed and (partly) filled */
+    int n_positions;
+    const polysim_position *positions;
+    int n_open_orders;
+    const polysim_order *open_orders;
+    int errors, reloads;        /* callback errors; successful reloads */
+    const char *last_error;     /* the last callback error (with its traceback), or NULL */
+} polysim_snapshot;
+
+/* Fills *out with the strategy's snapshot. 0 | -1 */
+POLYSIM_API int polysim_host_snapshot(polysim_host *h, polysim_snapshot *out);
 
 /* The host's Lua state, for programs that want to reach into it (e.g. read the strategy's
  * state with require("polysim.host").current). Do not close it. */

@@ -87,6 +87,7 @@ build = {
     ["polysim.log"] = "lua/polysim/log.lua",
     ["polysim.loop"] = "lua/polysim/loop.lua",
     ["polysim.opts"] = "lua/polysim/opts.lua",
+    ["polysim.owned"] = "lua/polysim/owned.lua",
     ["polysim.paginate"] = "lua/polysim/paginate.lua",
     ["polysim.queue"] = "lua/polysim/queue.lua",
     ["polysim.reload"] = "lua/polysim/reload.lua",

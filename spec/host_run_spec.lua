@@ -94,6 +94,66 @@ describe("polysim run", function()
     end
   end)
 
+  it("runs several strategies in one host: own state, orders, P&L line; one's errors touch no other", function()
+    local function src(name, price, extra)
+      return ([[
+        return {
+          name = %q, cancel_on_stop = true,
+          on_start = function(ctx)
+            for m in ctx.client:markets { limit = 1 } do
+              ctx.state.order = assert(ctx.client:place_order { market_id = m.condition_id, side = "BUY",
+                outcome = m.outcomes[1], order_type = "limit", quantity = 5, price = %q })
+              break
+            end
+            ctx.state.ticks = 0
+            ctx:every(0.1, function(c) c.state.ticks = c.state.ticks + 1 %s end)
+          end,
+          on_stop = function(ctx) ctx.log.info("%%s ticked %%d", ctx.name, ctx.state.ticks) end,
+        }
+      ]]):format(name, price, extra)
+    end
+    local a = write(tmpdir .. "/multi_a.lua", src("alpha", "0.01", "error('alpha breaks')"))
+    local b = write(tmpdir .. "/multi_b.lua", src("beta", "0.02", ""))
+    local r = sh(([[run multi %s %s --duration 2 --quiet]]):format(q(a), q(b)))
+    local out = r.multi.out
+    assert.equal(0, r.multi.status, out)
+    assert.truthy(out:find("[alpha] started", 1, true), out)
+    assert.truthy(out:find("[beta] started", 1, true), out)
+    assert.truthy(out:find("alpha breaks", 1, true), out)
+    assert.truthy(out:find("beta ticked [1-9]%d*"), out) -- beta's timers went on beside alpha's errors
+    assert.truthy(out:find("%[alpha%] cancelled open orders %(1%)"), out)
+    assert.truthy(out:find("%[beta%] cancelled open orders %(1%)"), out)
+    assert.truthy(out:find("alpha: own orders 1 placed, 0 filled, 1 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, [1-9]%d* errors"), out)
+    assert.truthy(out:find("beta: own orders 1 placed, 0 filled, 1 cancelled, 0 open; own P&L [-+][%d.,]+; %d+ events, 0 errors"), out)
+  end)
+
+  it("reloads one of several strategies without touching the others", function()
+    local a = write(tmpdir .. "/multi_ra.lua", [[
+      return { name = "ra", on_start = function(ctx) ctx.state.n = 1 end,
+               on_reload = function(ctx, old) ctx.state.n = old.n + 1; ctx.log.info("ra reloaded: n = %d", ctx.state.n) end }
+    ]])
+    local b = write(tmpdir .. "/multi_rb.lua", [[
+      return { name = "rb", on_start = function(ctx) ctx.state.n = 0; ctx:every(0.1, function(c) c.state.n = c.state.n + 1 end) end,
+               on_stop = function(ctx) ctx.log.info("rb v%d ticked %d", ctx.version, ctx.state.n) end }
+    ]])
+    local r = sh(([[
+      run mr %s %s --duration 3 --quiet &
+      sleep 1.2
+      printf 'return {' > %s.tmp && mv %s.tmp %s
+      sleep 0.5
+      printf 'return { name = "ra", on_reload = function(ctx, old) ctx.log.info("ra v3 from n = %%%%d", old.n) end }' > %s.tmp && mv %s.tmp %s
+      wait
+    ]]):format(q(a), q(b), q(a), q(a), q(a), q(a), q(a), q(a)))
+    local out = r.mr.out
+    assert.equal(0, r.mr.status, out)
+    assert.truthy(out:find("ra v3 from n = 1", 1, true), out)   -- the broken save left v1 running
+    assert.truthy(out:find("rb v1 ticked [1-9]"), out)           -- rb never reloaded, kept ticking
+    local line = "%s: own orders 0 placed, 0 filled, 0 cancelled, 0 open; own P&L [-+][%%d.,]+; %%d+ events, " ..
+      "0 errors, %s reloads %%(%s failed%%)"
+    assert.truthy(out:find(line:format("rb", 0, 0)), out)
+    assert.truthy(out:find(line:format("ra", 1, 1)), out)
+  end)
+
   it("reloads the strategy when it is saved, keeping its state", function()
     local path = tmpdir .. "/live.lua"
     local src = [[
@@ -124,7 +184,7 @@ describe("polysim run", function()
       run broken %s --quiet
     ]]):format(q(broken)))
     assert.equal(2, r.none.status)
-    assert.truthy(r.none.out:find("give exactly one strategy file", 1, true), r.none.out)
+    assert.truthy(r.none.out:find("give a strategy file (or several)", 1, true), r.none.out)
     assert.equal(2, r.unknown.status)
     assert.truthy(r.unknown.out:find("unknown option --frobnicate", 1, true))
     assert.equal(2, r.missing.status)

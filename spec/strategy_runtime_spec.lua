@@ -282,18 +282,29 @@ describe("strategy runtime", function()
         on_stop = function(ctx, reason) ctx.state.stopped = reason .. " after " .. ctx.state.n end,
       }
     ]]
-    local cancels = 0
-    local client = { cancel_all = function() cancels = cancels + 1; return { cancelled = 2 } end }
+    local cancels, rt = {}, nil
+    local client = {
+      cancel_all = function() error("cancel_all must not be called: it cancels other programs' orders") end,
+      orders = function()
+        local list = { { order_id = "a", client_order_id = rt.own.prefix .. "1" },
+                       { order_id = "hand", client_order_id = "placed-by-hand" },
+                       { order_id = "b", client_order_id = rt.own.prefix .. "2" } }
+        local i = 0
+        return function() i = i + 1; return list[i] end
+      end,
+      cancel_order = function(_, id) cancels[#cancels + 1] = id; return { order_id = id, status = "CANCELLED" } end,
+    }
     local closed = 0
     local feed = { subscribe = function() end, unsubscribe = function() end,
                    close = function() closed = closed + 1 end }
-    local rt, lines = new { client = client, feed = feed }
+    local lines
+    rt, lines = new { client = client, feed = feed }
     assert(rt:start(path))
     rt:deliver(price("m", 1)) -- in flight when stop comes: it may finish
     rt:deliver(price("m", 2)) -- queued when stop comes: dropped
     rt:stop("SIGTERM")
     assert.equal("SIGTERM after 1", rt.state.stopped)
-    assert.equal(1, cancels)
+    assert.same({ "a", "b" }, cancels) -- the strategy's own orders, not the one placed by hand
     assert.equal(1, closed)
     assert.truthy(grep(lines, "cancelled open orders (2)"))
     assert.is_false(rt:deliver(price("m", 3)))

@@ -5,16 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
 #include "polysim.h"
 #include "internal.h"
+#include "loop.h"
 
-#ifndef POLYSIM_LUADIR
-#define POLYSIM_LUADIR "/usr/local/share/lua/5.4"
-#endif
 
 struct polysim_host {
     lua_State *L;
@@ -24,6 +23,9 @@ struct polysim_host {
     int broken;              /* creation failed: every call fails with the creation error */
     polysim_log_fn log;
     void *log_ud;
+    int snap_ref;            /* registry ref of the last snapshot table (its strings) */
+    polysim_position *snap_pos;
+    polysim_order *snap_ord;
     char base_url[512];
     char err[4096];
 };
@@ -40,13 +42,150 @@ static int traceback(lua_State *L) {
     return 1;
 }
 
+/* ---- polysim.preempt: suspending a callback at the step's deadline ----------------------
+ *
+ * A strategy task's coroutine gets a count hook (chained with the Lua hook the budget put
+ * there, which it calls as debug.sethook's own dispatcher would). When a step's deadline has
+ * passed, the hook yields the coroutine with no values (Lua 5.4 lets count hooks yield) and
+ * records which thread it was; polysim.loop parks the task and the host resumes it at the
+ * next step. Only threads installed here are ever yielded, and only when yieldable. */
+
+static const char HOOKS_KEY = 'h';      /* registry: weak table thread -> Lua hook | true */
+static const char PREEMPTED_KEY = 'p';  /* registry: the thread last yielded by the hook */
+static const char DEADLINE_KEY = 'd';   /* registry: userdata double, the deadline (< 0: none) */
+
+static double *deadline_slot(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &DEADLINE_KEY);  /* ud|nil */
+    double *d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return d;
+}
+
+static void preempt_hook(lua_State *L, lua_Debug *ar) {
+    static const char *const names[] = {"call", "return", "line", "count", "tail call"};
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY);     /* hooks */
+    lua_pushthread(L);                                 /* hooks thread */
+    int t = lua_rawget(L, -2);                         /* hooks fn|true|nil */
+    if (t == LUA_TNIL) {                               /* not ours (an inherited hook) */
+        lua_pop(L, 2);
+        return;
+    }
+    if (t == LUA_TFUNCTION) {
+        lua_pushstring(L, names[ar->event]);
+        if (ar->currentline >= 0) lua_pushinteger(L, ar->currentline);
+        else lua_pushnil(L);                           /* hooks fn event line */
+        lua_call(L, 2, 0);                             /* hooks */
+    } else {
+        lua_pop(L, 1);                                 /* hooks */
+    }
+    lua_pop(L, 1);                                     /* (as before) */
+    if (ar->event != LUA_HOOKCOUNT) return;
+    double *d = deadline_slot(L);
+    if (!d || *d < 0 || ps_monotime() < *d || !lua_isyieldable(L)) return;
+    lua_pushthread(L);                                 /* thread */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &PREEMPTED_KEY); /* (as before) */
+    lua_yield(L, 0);
+}
+
+/* install(co, luahook|nil, mask, count): our hook on co, chained with luahook. */
+static int preempt_install(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+    const char *smask = luaL_optstring(L, 3, "");
+    int count = (int)luaL_optinteger(L, 4, 0);
+    int mask = LUA_MASKCOUNT;
+    if (strchr(smask, 'c')) mask |= LUA_MASKCALL;
+    if (strchr(smask, 'r')) mask |= LUA_MASKRET;
+    if (strchr(smask, 'l')) mask |= LUA_MASKLINE;
+    if (count <= 0) count = 1000;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY);     /* ... hooks */
+    lua_pushvalue(L, 1);                               /* ... hooks co */
+    if (lua_isfunction(L, 2)) lua_pushvalue(L, 2);
+    else lua_pushboolean(L, 1);                        /* ... hooks co fn|true */
+    lua_rawset(L, -3);                                 /* ... hooks */
+    lua_pop(L, 1);
+    lua_sethook(co, preempt_hook, mask, count);
+    return 0;
+}
+
+/* set_deadline(seconds from now | nil): the running step's deadline. */
+static int preempt_set_deadline(lua_State *L) {
+    double *d = deadline_slot(L);
+    if (d) *d = lua_isnoneornil(L, 1) ? -1.0 : ps_monotime() + luaL_checknumber(L, 1);
+    return 0;
+}
+
+/* take() -> the thread the hook yielded last (and forgets it), or nil. */
+static int preempt_take(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &PREEMPTED_KEY); /* thread|nil */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &PREEMPTED_KEY); /* thread|nil */
+    return 1;
+}
+
+static int luaopen_preempt(lua_State *L) {
+    lua_newtable(L);                                   /* hooks */
+    lua_createtable(L, 0, 1);                          /* hooks mt */
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);                           /* hooks */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &HOOKS_KEY);     /* (empty) */
+    double *d = lua_newuserdatauv(L, sizeof(double), 0);
+    *d = -1.0;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &DEADLINE_KEY);
+    static const luaL_Reg fns[] = {
+        {"install", preempt_install}, {"set_deadline", preempt_set_deadline}, {"take", preempt_take}, {NULL, NULL}};
+    luaL_newlib(L, fns);
+    return 1;
+}
+
+/* ---- the Lua directory: an option, $POLYSIM_LUA_DIR, or found beside the executable ------ */
+
+static int is_dir_with_polysim(const char *dir) {
+    char p[4400];
+    if ((size_t)snprintf(p, sizeof p, "%s/polysim/host.lua", dir) >= sizeof p) return 0;
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* Relative to the running executable: PREFIX/bin -> PREFIX/share/lua/5.4, and the build
+ * tree's build/bin or build/tests -> lua/. Writes into buf; NULL when none is there. */
+static const char *lua_dir_near_exe(char *buf, size_t size) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;                                        /* exe = the executable's directory */
+    static const char *const rel[] = {"/../share/lua/" LUA_VERSION_MAJOR "." LUA_VERSION_MINOR,
+                                      "/../../lua", "/../lua", NULL};
+    for (int i = 0; rel[i]; i++) {
+        if ((size_t)snprintf(buf, size, "%s%s", exe, rel[i]) >= size) continue;
+        if (is_dir_with_polysim(buf)) return buf;
+    }
+    return NULL;
+}
+
 PS_EXPORT void polysim_openlibs(lua_State *L, const char *lua_dir) {
-    if (!lua_dir) lua_dir = POLYSIM_LUADIR;
+    char found[4200];
+    if (!lua_dir || !*lua_dir) {
+        const char *env = getenv("POLYSIM_LUA_DIR");
+        lua_dir = env && *env ? env : lua_dir_near_exe(found, sizeof found);
+    }
+#ifdef POLYSIM_LUADIR
+    if (!lua_dir && POLYSIM_LUADIR[0]) lua_dir = POLYSIM_LUADIR; /* an install prefix, never the build's */
+#endif
     luaL_openlibs(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
     lua_pushcfunction(L, luaopen_polysim_core);
     lua_setfield(L, -2, "polysim.core");
+    lua_pushcfunction(L, luaopen_preempt);
+    lua_setfield(L, -2, "polysim.preempt");
     lua_pop(L, 1);                                     /* (empty) */
+    if (!lua_dir) return;                              /* package.path as LUA_PATH has it */
     /* Our Lua files come first so an older installed copy never shadows them. */
     lua_getglobal(L, "package");                       /* package */
     lua_getfield(L, -1, "path");                       /* package path */
@@ -102,7 +241,9 @@ static int setup(lua_State *L) {
     lua_setfield(L, -2, "local_exchange");
     lua_pushinteger(L, o->seed ? (lua_Integer)o->seed : 1);
     lua_setfield(L, -2, "seed");
-    set_num(L, "tick", o->tick_s > 0 ? o->tick_s : 0.5);
+    if (o->tick_s < 0) lua_pushboolean(L, 0);         /* frozen prices, like --tick 0 */
+    else lua_pushnumber(L, o->tick_s > 0 ? o->tick_s : 0.5);
+    lua_setfield(L, -2, "tick");
     if (o->budget_s < 0) lua_pushboolean(L, 0);
     else lua_pushnumber(L, o->budget_s > 0 ? o->budget_s : 0.5);
     lua_setfield(L, -2, "budget");
@@ -130,6 +271,7 @@ PS_EXPORT polysim_host *polysim_host_new(const polysim_host_options *opts) {
     polysim_host *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->ref = LUA_NOREF;
+    h->snap_ref = LUA_NOREF;
     h->fd = -1;
     h->log = opts->log;
     h->log_ud = opts->log_ud;
@@ -250,6 +392,112 @@ PS_EXPORT int polysim_host_stop(polysim_host *h, const char *reason, int timeout
     return rc;
 }
 
+/* ---- the snapshot ---------------------------------------------------------------------- */
+
+static const char *sfield(lua_State *L, int idx, const char *key) {
+    lua_getfield(L, idx, key);                         /* ... v */
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);                                     /* ... (v stays alive in the table) */
+    return v;
+}
+
+static int ifield(lua_State *L, int idx, const char *key) {
+    lua_getfield(L, idx, key);
+    int v = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Under lua_pcall: (h, out, snap) -> fills out from the table snap. Arrays are kept in h, so
+ * nothing leaks when a call raises. */
+static int fill_snapshot(lua_State *L) {
+    polysim_host *h = lua_touserdata(L, 1);
+    polysim_snapshot *out = lua_touserdata(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    out->name = sfield(L, 3, "name");
+    out->version = ifield(L, 3, "version");
+    out->running = ifield(L, 3, "running");
+    out->cash = sfield(L, 3, "cash");
+    out->equity = sfield(L, 3, "equity");
+    out->pnl = sfield(L, 3, "pnl");
+    out->own_pnl = sfield(L, 3, "own_pnl");
+    out->own_placed = ifield(L, 3, "own_placed");
+    out->own_filled = ifield(L, 3, "own_filled");
+    out->errors = ifield(L, 3, "errors");
+    out->reloads = ifield(L, 3, "reloads");
+    out->last_error = sfield(L, 3, "last_error");
+    lua_getfield(L, 3, "positions");                   /* h out snap positions */
+    int n = lua_istable(L, 4) ? (int)lua_rawlen(L, 4) : 0;
+    free(h->snap_pos);
+    h->snap_pos = n ? calloc((size_t)n, sizeof *h->snap_pos) : NULL;
+    if (n && !h->snap_pos) return luaL_error(L, "out of memory");
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 4, i + 1);                      /* h out snap positions row */
+        polysim_position *p = &h->snap_pos[i];
+        if (lua_istable(L, 5)) {
+            p->market_id = sfield(L, 5, "market_id");
+            p->outcome = sfield(L, 5, "outcome");
+            p->quantity = sfield(L, 5, "quantity");
+            p->avg_price = sfield(L, 5, "avg_price");
+            p->mark = sfield(L, 5, "mark");
+            p->unrealized = sfield(L, 5, "unrealized");
+        }
+        lua_pop(L, 1);                                 /* h out snap positions */
+    }
+    out->n_positions = n;
+    out->positions = h->snap_pos;
+    lua_pop(L, 1);                                     /* h out snap */
+    lua_getfield(L, 3, "open_orders");                 /* h out snap orders */
+    n = lua_istable(L, 4) ? (int)lua_rawlen(L, 4) : 0;
+    free(h->snap_ord);
+    h->snap_ord = n ? calloc((size_t)n, sizeof *h->snap_ord) : NULL;
+    if (n && !h->snap_ord) return luaL_error(L, "out of memory");
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 4, i + 1);                      /* h out snap orders row */
+        polysim_order *o = &h->snap_ord[i];
+        if (lua_istable(L, 5)) {
+            o->order_id = sfield(L, 5, "order_id");
+            o->client_order_id = sfield(L, 5, "client_order_id");
+            o->market_id = sfield(L, 5, "market_id");
+            o->side = sfield(L, 5, "side");
+            o->outcome = sfield(L, 5, "outcome");
+            o->price = sfield(L, 5, "price");
+            o->quantity = sfield(L, 5, "quantity");
+            o->status = sfield(L, 5, "status");
+        }
+        lua_pop(L, 1);                                 /* h out snap orders */
+    }
+    out->n_open_orders = n;
+    out->open_orders = h->snap_ord;
+    return 0;
+}
+
+PS_EXPORT int polysim_host_snapshot(polysim_host *h, polysim_snapshot *out) {
+    if (!out) {
+        if (h) set_error(h, "polysim_host_snapshot: out is NULL");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    if (!begin(h, "c_snapshot")) return -1;
+    lua_State *L = h->L;
+    if (finish(h, 0, 1) != 0) return -1;               /* tb snap */
+    if (h->snap_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, h->snap_ref);
+    lua_pushvalue(L, 2);                               /* tb snap snap */
+    h->snap_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* tb snap: anchored, its strings too */
+    lua_pushcfunction(L, fill_snapshot);               /* tb snap fill */
+    lua_pushlightuserdata(L, h);
+    lua_pushlightuserdata(L, out);
+    lua_pushvalue(L, 2);                               /* tb snap fill h out snap */
+    if (lua_pcall(L, 3, 0, 1) != LUA_OK) {             /* tb snap err */
+        set_error(h, lua_tostring(L, -1));
+        memset(out, 0, sizeof *out);
+        lua_settop(L, 0);
+        return -1;
+    }
+    lua_settop(L, 0);
+    return 0;
+}
+
 PS_EXPORT const char *polysim_host_error(const polysim_host *h) {
     if (!h) return "no host (out of memory)";
     return h->has_error ? h->err : NULL;
@@ -273,8 +521,12 @@ PS_EXPORT void polysim_host_destroy(polysim_host *h) {
         }
         if (h->ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, h->ref);
         h->ref = LUA_NOREF;
+        if (h->snap_ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, h->snap_ref);
+        h->snap_ref = LUA_NOREF;
         lua_close(h->L);
         h->L = NULL;
     }
+    free(h->snap_pos);
+    free(h->snap_ord);
     free(h);
 }

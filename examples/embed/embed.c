@@ -7,9 +7,11 @@
  * Each frame does some "game" work, then gives polysim whatever is ready with
  * polysim_host_step(h, 0), then sleeps in poll() on polysim_host_fd() until the frame is
  * due, stepping again whenever polysim has work. The strategy runs against a local exchange
- * in this process, with its requests in flight across frames. At the end the program prints
- * its worst frame time (the frame's work: game plus every polysim step in it, idle time
- * excluded), which must stay under the 16.6 ms frame budget; it exits 1 if not. */
+ * in this process, with its requests in flight across frames, and a deliberately slow
+ * callback (40 ms of computation once a second, inside its 0.5 s budget) that the host
+ * suspends at each step's deadline and resumes at the next. At the end the program prints
+ * its worst single step and its worst frame (wall time, idle included); it exits 1 when a
+ * step took half a frame or a frame ran 1.5 frames long. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -48,7 +50,8 @@ int main(int argc, char **argv) {
 
     polysim_host_options o = {0};
     o.local_exchange = 1;      /* no key, no network: an exchange in this process */
-    o.budget_s = 0.008;        /* a callback may hold a frame for 8 ms at most */
+    o.budget_s = 0.5;          /* a callback may compute 0.5 s without yielding; the host still
+                                  suspends it at each step's deadline, so frames stay short */
     o.log = log_line;
     polysim_host *h = polysim_host_new(&o);
     if (!h || polysim_host_error(h)) {
@@ -65,6 +68,7 @@ int main(int argc, char **argv) {
             polysim_host_base_url(h), seconds);
 
     double start = now_s(), next = start, worst = 0, worst_polysim = 0, total_polysim = 0, x = 1;
+    double worst_step = 0, step_t;
     long frames = 0, late = 0, steps = 0;
     while (now_s() - start < seconds) {
         double frame_start = now_s();
@@ -73,7 +77,9 @@ int main(int argc, char **argv) {
         double in_polysim = 0;
         double t = now_s();
         int rc = polysim_host_step(h, 0);
-        in_polysim += now_s() - t;
+        step_t = now_s() - t;
+        in_polysim += step_t;
+        if (step_t > worst_step) worst_step = step_t;
         steps++;
         if (rc < 0) fprintf(stderr, "embed: step: %s\n", polysim_host_error(h));
         if (rc == 1) break;                            /* the strategy stopped itself */
@@ -90,13 +96,15 @@ int main(int argc, char **argv) {
             if (n > 0 || tmo == wait) {
                 t = now_s();
                 polysim_host_step(h, 0);
-                in_polysim += now_s() - t;
+                step_t = now_s() - t;
+                in_polysim += step_t;
+                if (step_t > worst_step) worst_step = step_t;
                 steps++;
             }
         }
-        double frame = now_s() - frame_start;
-        work += in_polysim;                            /* the frame's work, idle time excluded */
-        if (work > worst) worst = work;
+        double frame = now_s() - frame_start;          /* the frame's wall time, idle included */
+        work += in_polysim;
+        if (frame > worst) worst = frame;
         if (in_polysim > worst_polysim) worst_polysim = in_polysim;
         total_polysim += in_polysim;
         if (frame > FRAME_S * 1.5) late++;
@@ -109,7 +117,11 @@ int main(int argc, char **argv) {
     printf("frames %ld, polysim steps %ld, late frames %ld\n", frames, steps, late);
     printf("time in polysim per frame: worst %.2f ms, mean %.3f ms\n", worst_polysim * 1e3,
            frames ? total_polysim / (double)frames * 1e3 : 0.0);
-    printf("worst frame time %.2f ms (game ~1 ms + polysim), frame budget %.1f ms: %s\n",
-           worst * 1e3, FRAME_S * 1e3, worst < FRAME_S ? "OK" : "OVER BUDGET");
-    return worst < FRAME_S ? 0 : 1;
+    /* Suspended callbacks use the frame's idle time (steps of 0 ms while one is pending), so
+     * the time in polysim may fill a frame; what must stay short is every single step. */
+    printf("worst single polysim_host_step(h, 0): %.2f ms\n", worst_step * 1e3);
+    int ok = worst_step < FRAME_S / 2 && worst < FRAME_S * 1.5;
+    printf("worst frame time %.2f ms (game ~1 ms + polysim + idle), frame %.1f ms: %s\n",
+           worst * 1e3, FRAME_S * 1e3, ok ? "OK" : "OVER BUDGET");
+    return ok ? 0 : 1;
 }

@@ -179,6 +179,77 @@ static void test_budget(void) {
     polysim_host_destroy(h);
 }
 
+/* The step deadline: a callback computing for 0.8 s inside its 2 s budget is suspended at
+ * each step's deadline and resumed at the next, so no polysim_host_step(h, 0) holds the
+ * caller anywhere near that long (a loose bound, for loaded machines: half the callback's
+ * time, a fifth of the budget; without the deadline one step lasts the whole 0.8 s), and
+ * the callback finishes. */
+static void test_step_deadline(void) {
+    polysim_host_options o = {0};
+    o.local_exchange = -1;
+    o.base_url = "http://127.0.0.1:9";
+    o.budget_s = 2.0;
+    o.log = count_log;
+    polysim_host *h = polysim_host_new(&o);
+    const char *slow = write_file("slow.lua",
+                                  "local probe = { done = 0, ticks = 0 }\n"
+                                  "package.loaded.probe = probe\n"
+                                  "return { on_start = function(ctx)\n"
+                                  "  ctx:after(0, function(c)\n"
+                                  "    local t, x = c:monotime(), 0\n"
+                                  "    while c:monotime() - t < 0.8 do x = x + 1 end\n"
+                                  "    probe.done = 1\n"
+                                  "  end)\n"
+                                  "end }\n");
+    CHECK(polysim_host_load(h, slow) == 0, "load slow: %s", polysim_host_error(h));
+    double worst = 0, deadline = now_s() + 10;
+    long steps = 0;
+    while (probe(h, "done") < 1 && now_s() < deadline) {
+        double t0 = now_s();
+        if (polysim_host_step(h, 0) < 0) printf("# step: %s\n", polysim_host_error(h));
+        double took = now_s() - t0;
+        if (took > worst) worst = took;
+        steps++;
+        if (polysim_host_timeout_ms(h) != 0) { /* nothing suspended: wait for the timer */
+            struct pollfd p = {.fd = polysim_host_fd(h), .events = POLLIN};
+            poll(&p, 1, 5);
+        }
+    }
+    CHECK(probe(h, "done") == 1, "the slow callback did not finish across steps");
+    CHECK(worst < 0.4, "one polysim_host_step(h, 0) took %.3f s (callback 0.8 s, budget 2 s)", worst);
+    printf("# step deadline: %ld steps, worst %.2f ms\n", steps, worst * 1e3);
+    polysim_host_destroy(h);
+}
+
+/* tick_s < 0 freezes the local exchange's prices, like `polysim run --tick 0`. */
+static void test_frozen_prices(void) {
+    polysim_host_options o = {0};
+    o.local_exchange = 1;
+    o.tick_s = -1;
+    o.no_reload = 1;
+    o.log = count_log;
+    polysim_host *h = polysim_host_new(&o);
+    CHECK(polysim_host_error(h) == NULL, "new frozen: %s", polysim_host_error(h));
+    const char *src = write_file("frozen.lua",
+        "local probe = { same = -1 }\n"
+        "package.loaded.probe = probe\n"
+        "local function prices(client, ids)\n"
+        "  local t = {}\n"
+        "  for _, p in ipairs(assert(client:prices(ids))) do t[#t + 1] = tostring(p.buy) end\n"
+        "  return table.concat(t, ' ')\n"
+        "end\n"
+        "return { on_start = function(ctx)\n"
+        "  local ids = {}\n"
+        "  for m in ctx.client:markets { limit = 10 } do ids[#ids + 1] = m.condition_id; if #ids == 10 then break end end\n"
+        "  local before = prices(ctx.client, ids)\n"
+        "  ctx:after(1.2, function(c) probe.same = prices(c.client, ids) == before and 1 or 0 end)\n"
+        "end }\n");
+    CHECK(polysim_host_load(h, src) == 0, "load frozen: %s", polysim_host_error(h));
+    CHECK(drive_until(h, "same", 0, 5), "no second price read");
+    CHECK(probe(h, "same") == 1, "prices moved with tick_s < 0");
+    polysim_host_destroy(h);
+}
+
 static void test_bad_options(void) {
     polysim_host_options o = {0};
     o.lua_dir = "/nonexistent/lua";
@@ -227,6 +298,26 @@ static void test_local_exchange(void) {
     CHECK(probe(h, "orders") == 1, "on_start's order");
     CHECK(drive_until(h, "balances", 5, 5), "requests did not complete: %g", probe(h, "balances"));
     CHECK(drive_until(h, "prices", 1, 5), "no price events: %g", probe(h, "prices"));
+    /* the snapshot, read without touching the Lua state */
+    polysim_snapshot snap;
+    CHECK(polysim_host_snapshot(h, &snap) == 0, "snapshot: %s", polysim_host_error(h));
+    CHECK(snap.name && strcmp(snap.name, "trader") == 0, "name %s", snap.name ? snap.name : "(null)");
+    CHECK(snap.version == 1 && snap.running == 1, "version %d running %d", snap.version, snap.running);
+    CHECK(snap.own_placed == 1 && snap.n_open_orders == 1, "own orders: placed %d, open %d", snap.own_placed,
+          snap.n_open_orders);
+    CHECK(snap.n_open_orders == 1 && snap.open_orders[0].order_id && snap.open_orders[0].price &&
+              strcmp(snap.open_orders[0].price, "0.01") == 0,
+          "open order %s at %s", snap.n_open_orders ? snap.open_orders[0].order_id : "-",
+          snap.n_open_orders && snap.open_orders[0].price ? snap.open_orders[0].price : "-");
+    CHECK(snap.own_pnl != NULL, "no own P&L");
+    double until = now_s() + 5;
+    while (now_s() < until) { /* the account part comes with a background refresh */
+        polysim_host_step(h, 20);
+        if (polysim_host_snapshot(h, &snap) == 0 && snap.cash) break;
+    }
+    CHECK(snap.cash && snap.equity && snap.pnl, "account figures: cash %s", snap.cash ? snap.cash : "(null)");
+    CHECK(snap.errors == 0 && snap.last_error == NULL, "errors %d: %s", snap.errors,
+          snap.last_error ? snap.last_error : "");
     lines_logged = 0;
     CHECK(polysim_host_stop(h, "done", 5000) == 0, "stop: %s", polysim_host_error(h));
     CHECK(lines_logged >= 1, "nothing logged on stop");
@@ -250,7 +341,9 @@ int main(void) {
     }
     test_offline();
     test_budget();
+    test_step_deadline();
     test_local_exchange();
+    test_frozen_prices();
     test_bad_options(); /* last: it spoils LUA_PATH for this process */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -5,6 +5,7 @@ local polysim = require "polysim"
 
 local RATE = 0.25  -- seconds between bursts
 local BURST = 3    -- requests per burst (about 12 a second: inside the pro tier's 20/s)
+local SLOW = 0.04  -- seconds of computation in the slow callback, once a second
 
 local S = { name = "embed_demo", cancel_on_stop = true }
 
@@ -51,6 +52,15 @@ function S.on_start(ctx)
     if #st.markets == 5 then break end
   end
   ctx:subscribe(st.markets)
+  -- Deliberately slow: every second, 40 ms of computation without a single yield (inside
+  -- the 0.5 s budget). The host suspends it at each step's deadline and resumes it at the
+  -- next, so no frame is held for those 40 ms (embed.c prints the worst frame).
+  st.slow_runs = 0
+  ctx:every(1, function(c)
+    local t, x = c:monotime(), 0
+    while c:monotime() - t < SLOW do x = x + 1 end
+    st.slow_runs = st.slow_runs + 1
+  end)
   ctx:every(RATE, function(c)
     for _ = 1, BURST do
       st.n = st.n + 1
@@ -65,8 +75,8 @@ end
 
 function S.on_stop(ctx)
   local st = ctx.state
-  ctx.log.info("%d requests (%d failed, at most %d in flight at once), %d price events",
-    st.requests, st.failed, st.max_inflight, st.prices)
+  ctx.log.info("%d requests (%d failed, at most %d in flight at once), %d price events, %d slow runs",
+    st.requests, st.failed, st.max_inflight, st.prices, st.slow_runs)
 end
 
 return S

@@ -40,6 +40,30 @@ function Ctx:unsubscribe(ids)
   return rt:unsubscribe(id_list("unsubscribe", ids))
 end
 
+local function sym_list(fname, syms)
+  if type(syms) == "string" then syms = { syms } end
+  if type(syms) ~= "table" then error("ctx:" .. fname .. ": symbols must be an underlying (\"BTC\") or a list", 3) end
+  for i, sym in ipairs(syms) do
+    if type(sym) ~= "string" or sym == "" then error("ctx:" .. fname .. ": symbols[" .. i .. "] must be a string", 3) end
+  end
+  return syms
+end
+
+function Ctx:subscribe_spot(syms)
+  local _, rt = check_ctx(self, "subscribe_spot")
+  return rt:subscribe_spot(sym_list("subscribe_spot", syms))
+end
+
+function Ctx:unsubscribe_spot(syms)
+  local _, rt = check_ctx(self, "unsubscribe_spot")
+  return rt:unsubscribe_spot(sym_list("unsubscribe_spot", syms))
+end
+
+function Ctx:spot_subscriptions()
+  local _, rt = check_ctx(self, "spot_subscriptions")
+  return rt:spot_subscriptions()
+end
+
 function Ctx:subscriptions()
   local _, rt = check_ctx(self, "subscriptions")
   return rt:subscriptions()
@@ -146,7 +170,8 @@ end
 
 function _M.new(rt, ver)
   local ctx = setmetatable({
-    client = rt.client,
+    client = rt.strategy_client or rt.client, -- orders placed through it are tagged as ours
+    order_prefix = rt.own and rt.own.prefix,
     state = rt.state,
     log = rt.strategy_log,
     name = rt.name,

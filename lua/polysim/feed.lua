@@ -9,7 +9,7 @@
 
 local ploop = require "polysim.loop"
 
-local ipairs, pcall, tostring = ipairs, pcall, tostring
+local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
 local spawn = ploop.spawn
 
 local feeds = { poll_only = false } -- poll_only: never use the streams (specs, restricted tiers)
@@ -115,7 +115,7 @@ function feeds.poll(rt, interval)
         if not first then
           rt:deliver { type = "fill", order_id = h.order_id or h.id, market_id = h.market_id,
             side = h.side, outcome = h.outcome, price = h.price, quantity = h.quantity,
-            filled_at = h.filled_at, source = "poll" }
+            filled_at = h.filled_at, client_order_id = h.client_order_id, fee = h.fee, source = "poll" }
         end
       end
     end
@@ -143,6 +143,94 @@ function feeds.poll(rt, interval)
     unsubscribe = function(_, ids) for _, id in ipairs(ids) do last[id] = nil end end,
     close = function() closed = true; cancel() end,
   }
+end
+
+---------------------------------------------------------------------------------------------
+-- Spot feeds (Up/Down bots): underlying prices and window lifecycle events.
+--
+-- A spot source is any object with subscribe(symbols), unsubscribe(symbols) and close(),
+-- made by a factory source(on_message, rt); it calls on_message(ev) with SSE-shaped events
+-- ev = { event = name, data = table } as GET /prices/stream sends them: crypto_price (data =
+-- {symbol, price, timestamp, source}), crypto_price_batch (data.updates = {tick, ...}),
+-- window (data.event = "open" | "close" | "resolve" | "settle"), keepalive, and others
+-- (ignored). feeds.spot(rt, factory) wraps one and turns its events into rt:deliver calls
+-- ({type = "spot", ...} and {type = "window", ...}). The default factory is
+-- feeds.spot_stream_source: client:spot_stream (polysim.sse), reopened with the new symbol
+-- set when the subscriptions change.
+
+local function upper_list(set)
+  local list = {}
+  for sym in pairs(set) do list[#list + 1] = sym end
+  table.sort(list)
+  return list
+end
+
+function feeds.spot_stream_source(on_message, rt)
+  local client = rt.client
+  if not (client and client.spot_stream) then return nil, "the client has no spot_stream" end
+  local src = { syms = {}, stream = nil }
+  local function reopen()
+    if src.stream then pcall(src.stream.close, src.stream) end
+    src.stream = nil
+    local list = upper_list(src.syms)
+    if #list == 0 then return end
+    local ids = rt:subscriptions()
+    src.stream = client:spot_stream { crypto = list, condition_ids = #ids > 0 and ids or nil,
+                                      on_message = on_message, on_event = function(ev) rt:feed_event(ev) end }
+  end
+  function src.subscribe(_, syms)
+    for _, sym in ipairs(syms) do src.syms[sym] = true end
+    reopen()
+  end
+  function src.unsubscribe(_, syms)
+    for _, sym in ipairs(syms) do src.syms[sym] = nil end
+    reopen()
+  end
+  function src.close()
+    src.syms = {}
+    reopen()
+  end
+  return src
+end
+
+-- Window messages' lifecycle names, as the exchange or the SDK may spell them.
+local WINDOW_EVENTS = { open = "open", opened = "open", close = "close", closed = "close",
+  resolve = "resolve", resolved = "resolve", settle = "settle", settled = "settle" }
+
+function feeds.spot(rt, factory)
+  factory = factory or feeds.spot_stream_source
+  local function tick(d)
+    if type(d) == "table" and d.symbol ~= nil and d.price ~= nil then
+      rt:deliver { type = "spot", symbol = tostring(d.symbol):upper(), price = d.price,
+                   timestamp = d.timestamp, source = d.source }
+    end
+  end
+  local function on_message(ev)
+    if type(ev) ~= "table" then return end
+    local name, d = ev.event, ev.data
+    if name == "crypto_price" then
+      tick(d)
+    elseif name == "crypto_price_batch" and type(d) == "table" then
+      for _, u in ipairs(d.updates or d.prices or {}) do tick(u) end
+    elseif name == "window" and type(d) == "table" then
+      local kind = WINDOW_EVENTS[d.event or d.type or d.status]
+      if kind then
+        local w = {}
+        for k, v in pairs(d) do w[k] = v end
+        w.type, w.event = "window", kind
+        w.market_id = w.market_id or w.condition_id
+        if w.symbol or w.asset then w.symbol = tostring(w.symbol or w.asset):upper() end
+        rt:deliver(w)
+      end
+    end
+  end
+  local ok, src, err = pcall(factory, on_message, rt)
+  if not ok then src, err = nil, src end
+  if not src then
+    rt:_log("warn", "feed", "no spot feed (" .. tostring(err) .. "): on_spot and on_window get nothing")
+    return nil
+  end
+  return src
 end
 
 return feeds

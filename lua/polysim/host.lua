@@ -13,16 +13,32 @@ local ploop = require "polysim.loop"
 local strategy = require "polysim.strategy"
 local reload = require "polysim.reload"
 
-local error, pairs, pcall, setmetatable, tostring, type =
-  error, pairs, pcall, setmetatable, tostring, type
+local error, ipairs, pairs, pcall, setmetatable, tostring, type =
+  error, ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local monotime = core.monotime
 local loop = ploop.core
 
-local _M = {}
+-- The step deadline (include/polysim.h): present when polysim runs inside the polysim
+-- command or the embedding library, which preload it; absent under a plain lua5.4.
+local has_preempt, preempt = pcall(require, "polysim.preempt")
+if not has_preempt then preempt = nil end
+if preempt and not ploop.take_preempted then
+  ploop.take_preempted = preempt.take
+  local gethook = debug.gethook
+  ploop.on_spawn = function(task)
+    local fn, mask, count = gethook(task.co)
+    preempt.install(task.co, type(fn) == "function" and fn or nil, mask or "", count or 0)
+  end
+end
+
+local _M = { preemptive = preempt ~= nil }
 
 local USAGE = [[
-usage: polysim run STRATEGY.lua [options]
+usage: polysim run STRATEGY.lua [STRATEGY.lua ...] [options]
+
+  Several files run side by side in one host, each with its own context, state, orders,
+  P&L line and reloads; one strategy's error or reload touches no other.
 
   --base-url URL      trade against this server (default: the real API when POLYSIM_API_KEY
                       is set, otherwise a local exchange started in this process)
@@ -98,7 +114,7 @@ function _M.new(opts)
   local want_local = opts.local_exchange
   if want_local == nil or want_local == "auto" then want_local = not api_key and not base_url end
   local self = setmetatable({
-    opts = opts, srv = nil, client = nil, rt = nil, watcher = nil, base_url = nil,
+    opts = opts, srv = nil, client = nil, rt = nil, rts = {}, watcher = nil, watchers = {}, base_url = nil,
     api_key = api_key, sink = nil, status_mode = opts.status, status_text = nil,
     stop_reason = nil, stopping_task = nil, closed = false, cancel_status = nil,
     started_at = monotime(), last_error = nil,
@@ -112,7 +128,9 @@ function _M.new(opts)
   end
   if want_local then
     local ok, srv, err = pcall(require("polysim.serve").start, {
-      port = 0, seed = math.tointeger(opts.seed) or 1, tick = opts.tick or 0.5,
+      -- tick 0 (or false) freezes prices, like `polysim serve --tick 0`
+      port = 0, seed = math.tointeger(opts.seed) or 1,
+      tick = (opts.tick == nil and 0.5) or (type(opts.tick) == "number" and opts.tick > 0 and opts.tick) or false,
       api_key = api_key,
     })
     if not ok then err, srv = srv, nil end
@@ -136,32 +154,79 @@ function _M.new(opts)
 end
 
 -- Loads and starts the strategy (its on_start runs before this returns). true | nil, err
+-- One strategy per host through load (the C API's contract); add runs more beside it.
 function Host:load(path)
   if self.rt then return nil, "a strategy is already loaded" end
+  return self:add(path)
+end
+
+-- Loads and starts one more strategy in this host: its own runtime (context, state, orders,
+-- P&L, reloads, feed), so that one strategy's error or reload touches no other.
+-- true | nil, err
+function Host:add(path)
   local opts = self.opts
   local budget = opts.budget
   if budget == 0 then budget = false end
-  local rt = strategy.new {
+  local rt
+  rt = strategy.new {
     client = self.client, budget = budget, log_sink = self.sink, api_key = self.api_key,
     log_level = opts.log_level,
-    on_stop_request = function(reason) self.stop_reason = self.stop_reason or reason end,
+    -- ctx:stop(): the host stops with its only strategy; beside others, that one stops alone.
+    on_stop_request = function(reason)
+      if #self.rts <= 1 then
+        self.stop_reason = self.stop_reason or reason
+      else
+        ploop.spawn(function() rt:stop(reason) end)
+      end
+    end,
   }
   local ok, err = rt:start(path)
   if not ok then return nil, err end
-  self.rt = rt
+  local rts = self.rts
+  rts[#rts + 1] = rt
+  self.rt = self.rt or rt
   if opts.hot_reload ~= false then
     local w, werr = reload.watch(rt, { debounce = opts.debounce })
-    if w then self.watcher = w else self.log.warn("hot reload off: " .. tostring(werr)) end
+    if w then
+      self.watchers[#self.watchers + 1] = w
+      self.watcher = self.watcher or w
+    else
+      self.log.warn("hot reload off: " .. tostring(werr))
+    end
   end
-  self:_start_status()
+  if #rts == 1 then self:_start_status() end
   return true
+end
+
+-- True when every strategy of the host has stopped.
+function Host:_all_stopped()
+  for _, rt in ipairs(self.rts) do
+    if not rt.stopped then return false end
+  end
+  return true
+end
+
+function Host:_close_watchers()
+  for _, w in ipairs(self.watchers) do w:close() end
+  self.watchers = {}
+  self.watcher = nil
 end
 
 -- One turn of the loop, waiting at most timeout seconds (0: only what is ready now).
 -- Returns true, or nil and the error of a loop callback (the host stays usable).
+-- A callback still running at the deadline (timeout after the step began) is suspended
+-- and resumed at the next step, before anything else runs.
 function Host:step(timeout)
   if self.stop_reason and not self.stopping_task and self.rt then self:_begin_stop(self.stop_reason) end
-  local ok, err = pcall(loop.step, loop, timeout or 0)
+  timeout = timeout or 0
+  local ok, err
+  if preempt then preempt.set_deadline(timeout >= 0 and timeout or nil) end
+  if #ploop.preempted > 0 then
+    ok, err = pcall(ploop.resume_preempted)
+  else
+    ok, err = pcall(loop.step, loop, timeout)
+  end
+  if preempt then preempt.set_deadline(nil) end
   if not ok then
     self.last_error = tostring(err)
     self.log.error("loop: " .. self.last_error)
@@ -174,26 +239,63 @@ end
 function Host:c_step(timeout)
   local ok, err = self:step(timeout)
   if not ok then return -1, err end
-  if self.rt and self.rt.stopped then return 1 end
+  if self.rt and self:_all_stopped() then return 1 end
   return 0
+end
+
+-- The snapshot of the C API (polysim_host_snapshot): the first strategy's rt:snapshot(),
+-- flattened; the account part is refreshed in the background at most once a second.
+function Host:c_snapshot()
+  local rt = self.rt
+  if not rt then return { version = 0, running = false, positions = {}, open_orders = {}, errors = 0, reloads = 0 } end
+  local now = monotime()
+  if not rt.stopping and not rt.refreshing and (not self.refreshed_at or now - self.refreshed_at >= 1) then
+    self.refreshed_at = now
+    ploop.spawn(function() pcall(rt.refresh, rt) end)
+  end
+  local snap = rt:snapshot()
+  local own = snap.own or {}
+  local function strings(list) -- C reads strings only
+    local out = {}
+    for i, row in ipairs(list) do
+      local r = {}
+      for k, v in pairs(row) do
+        if v ~= core.null and type(v) ~= "table" then r[k] = tostring(v) end
+      end
+      out[i] = r
+    end
+    return out
+  end
+  return {
+    name = snap.name, version = snap.version, running = not rt.stopped,
+    cash = snap.cash, equity = snap.equity, pnl = snap.pnl,
+    own_pnl = own.pnl, own_placed = own.placed or 0, own_filled = own.filled or 0,
+    positions = strings(snap.positions), open_orders = strings(snap.open_orders),
+    errors = snap.errors, reloads = rt.stats.reloads, last_error = snap.last_error,
+  }
 end
 
 -- True once the strategy has stopped (or never started).
 function Host:done()
-  return not self.rt or self.rt.stopped
+  return not self.rt or self:_all_stopped()
 end
 
 function Host.fd(_) return loop:fd() end
 
 -- Seconds until the host needs a step even when its fd stays quiet, or nil.
-function Host.timeout(_) return loop:timeout() end
+function Host.timeout(_)
+  if #ploop.preempted > 0 then return 0 end -- a suspended callback goes on at the next step
+  return loop:timeout()
+end
 
 function Host:_begin_stop(reason)
   if self.stopping_task or not self.rt then return end
   self.stop_reason = self.stop_reason or reason
   self:_stop_status()
-  if self.watcher then self.watcher:close() end
-  self.stopping_task = ploop.spawn(function() self.rt:stop(self.stop_reason) end)
+  self:_close_watchers()
+  local tasks = {}
+  for i, rt in ipairs(self.rts) do tasks[i] = ploop.spawn(function() rt:stop(self.stop_reason) end) end
+  self.stopping_task = tasks
 end
 
 -- Stops the strategy (on_stop, cancel on request, feeds closed), stepping the loop for at
@@ -202,20 +304,20 @@ function Host:stop(reason, timeout)
   if not self.rt then return true end
   self:_begin_stop(reason or "stop")
   local deadline = monotime() + (timeout or 15)
-  while not self.rt.stopped and monotime() < deadline do
+  while not self:_all_stopped() and monotime() < deadline do
     self:step(math.min(0.1, math.max(0, deadline - monotime())))
   end
-  return self.rt.stopped
+  return self:_all_stopped()
 end
 
 -- Stops the strategy if it runs (for at most timeout seconds, default 5), closes the watcher
 -- and the local exchange. Idempotent.
 function Host:close(timeout)
   if self.closed then return end
-  if self.rt and not self.rt.stopped then self:stop("close", timeout or 5) end
+  if self.rt and not self:_all_stopped() then self:stop("close", timeout or 5) end
   self.closed = true
   self:_stop_status()
-  if self.watcher then self.watcher:close() end
+  self:_close_watchers()
   if self.srv then self.srv:close() end
 end
 mt.__close = Host.close
@@ -247,10 +349,16 @@ function Host:_snapshot()
   return { cash = cash, pnl = pnl, positions = open }
 end
 
-function Host:_status_line(snap)
-  local rt = self.rt
+function Host:_status_line(snap, rt)
+  rt = rt or self.rt
   local s = rt.stats
   local v = rt.current and rt.current.n or 0
+  if #self.rts > 1 then -- several strategies: each line is that strategy's own orders
+    local own = rt.own and rt.own:summary()
+    return string_format("%s v%d | own P&L %s | open orders %d | fills %d | events %d | errors %d | reloads %d",
+      rt.name, v, signed(own and dec(own.pnl)), own and own.open or 0, own and own.filled or 0,
+      s.delivered, s.errors, s.reloads)
+  end
   return string_format("%s v%d | cash %s | P&L %s | positions %d | events %d | errors %d | reloads %d",
     rt.name, v, money(snap and snap.cash), signed(snap and snap.pnl), snap and snap.positions or 0,
     s.delivered, s.errors, s.reloads)
@@ -271,13 +379,22 @@ function Host:_start_status()
       local ok, snap = pcall(self._snapshot, self)
       busy = false
       if not ok or not snap or not self.cancel_status then return end
-      local line = self:_status_line(snap)
       if mode == "tty" then
+        local line = self:_status_line(snap)
+        if #self.rts > 1 then -- one line for all: name, version, own P&L, errors each
+          local parts = {}
+          for i, rt in ipairs(self.rts) do
+            local own = rt.own and rt.own:summary()
+            parts[i] = string_format("%s v%d %s e%d", rt.name, rt.current and rt.current.n or 0,
+              signed(own and dec(own.pnl)), rt.stats.errors)
+          end
+          line = "cash " .. money(snap and snap.cash) .. " | " .. table.concat(parts, " | ")
+        end
         self.status_text = line
         io.stderr:write("\r\27[K", line)
         io.stderr:flush()
       else
-        self.log.info(line)
+        for _, rt in ipairs(self.rts) do self.log.info(self:_status_line(snap, rt)) end
       end
     end)
   end)
@@ -315,11 +432,13 @@ function _M.main(args)
     io.stdout:write(USAGE)
     return 0
   end
-  if #pos ~= 1 then return die("give exactly one strategy file") end
-  local path = pos[1]
-  local f = io.open(path, "r")
-  if not f then return die("cannot read " .. path) end
-  f:close()
+  if #pos < 1 then return die("give a strategy file (or several)") end
+  for _, p in ipairs(pos) do
+    local f = io.open(p, "r")
+    if not f then return die("cannot read " .. p) end
+    f:close()
+  end
+  local path = table.concat(pos, ", ")
   local h, err = _M.new {
     base_url = opts["base-url"], seed = opts.seed, tick = opts.tick, budget = opts.budget,
     hot_reload = not opts["no-reload"], status = (opts.quiet and false) or nil,
@@ -335,11 +454,13 @@ function _M.main(args)
     h.log.info("trading against " .. h.base_url)
   end
   require("polysim.cli").watch_signals(function(name) h.stop_reason = h.stop_reason or ("SIG" .. name) end)
-  local ok, lerr = h:load(path)
-  if not ok then
-    h.log.error("cannot start " .. path .. ":\n" .. tostring(lerr))
-    h:close()
-    return 1
+  for _, p in ipairs(pos) do
+    local ok, lerr = h:add(p)
+    if not ok then
+      h.log.error("cannot start " .. p .. ":\n" .. tostring(lerr))
+      h:close()
+      return 1
+    end
   end
   h.log.info(string_format("running %s%s; %s", path,
     opts.duration and string_format(" for %g s", opts.duration) or "",
@@ -360,7 +481,15 @@ function _M.main(args)
   h.log.info("stopping (" .. tostring(h.stop_reason or "done") .. ")")
   local stopped = h:stop(h.stop_reason, 15)
   local snap = select(2, pcall(h._snapshot, h))
-  local s = h.rt.stats
+  local s = { delivered = 0, callbacks = 0, errors = 0, reloads = 0, failed_reloads = 0 }
+  for _, rt in ipairs(h.rts) do
+    for k in pairs(s) do s[k] = s[k] + rt.stats[k] end
+    local own = rt.own:summary()
+    local st = rt.stats
+    h.log.info(string_format("%s: own orders %d placed, %d filled, %d cancelled, %d open; own P&L %s; " ..
+      "%d events, %d errors, %d reloads (%d failed)", rt.name, own.placed, own.filled, own.cancelled, own.open,
+      signed(dec(own.pnl)), st.delivered, st.errors, st.reloads, st.failed_reloads))
+  end
   h.log.info(string_format("done: cash %s, P&L %s, %d open positions; %d events, %d callbacks, %d errors, " ..
     "%d reloads (%d failed)", money(type(snap) == "table" and snap.cash or nil),
     signed(type(snap) == "table" and snap.pnl or nil), type(snap) == "table" and snap.positions or 0,

@@ -5,7 +5,7 @@
 local core = require "polysim.core"
 
 local coroutine, error, setmetatable, table = coroutine, error, setmetatable, table
-local pcall, tostring, type, xpcall = pcall, tostring, type, xpcall
+local ipairs, pcall, select, tostring, type, xpcall = ipairs, pcall, select, tostring, type, xpcall
 local monotime = core.monotime
 
 local _M = {}
@@ -48,6 +48,13 @@ local function finish(task, ok, ...)
     end
     return wake_joiners(task)
   end
+  if ok and select("#", ...) == 0 and _M.take_preempted and _M.take_preempted() == co then
+    -- Suspended by the step deadline's hook (polysim.preempt, host only): parked until the
+    -- host's next step resumes it; its budget counts only the time it ran.
+    task.used = task.since and (monotime() - task.since)
+    _M.preempted[#_M.preempted + 1] = task
+    return
+  end
   if ok and (...) ~= SENTINEL then
     -- A yield meant for some other scheduler reached ours: stop the task loudly.
     task.done = true
@@ -69,6 +76,25 @@ local function resume(task, ...)
 end
 _M.resume_task = resume
 
+-- Tasks suspended at a step deadline (see finish), in order; the host resumes them with
+-- resume_preempted() before anything else runs, so no other strategy code runs in between.
+-- on_spawn(task), when set (by the host), runs after a spawn_task's setup.
+_M.preempted = {}
+function _M.resume_preempted()
+  local list = _M.preempted
+  _M.preempted = {}
+  for i, task in ipairs(list) do
+    if not task.done then
+      if task.budget then task.since = monotime() - (task.used or 0) end
+      finish(task, coroutine.resume(task.co))
+    end
+    if #_M.preempted > 0 and i < #list then -- the deadline passed again: keep the order
+      for j = i + 1, #list do _M.preempted[#_M.preempted + 1] = list[j] end
+      return
+    end
+  end
+end
+
 -- Starts fn(...) as a task now; it runs until its first wait. Returns the task record.
 function _M.spawn(fn, ...)
   if type(fn) ~= "function" then error("spawn: fn must be a function", 2) end
@@ -86,6 +112,7 @@ function _M.spawn_task(task, setup, fn, ...)
   task.co = coroutine.create(fn)
   tasks[task.co] = task
   if setup then setup(task) end
+  if _M.on_spawn then _M.on_spawn(task) end
   resume(task, ...)
   return task
 end

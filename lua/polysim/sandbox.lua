@@ -11,7 +11,8 @@ local error, ipairs, loadfile, pairs, pcall, require, setmetatable, type =
 
 local _M = {}
 
-_M.CALLBACKS = { on_start = true, on_price = true, on_fill = true, on_reload = true, on_stop = true }
+_M.CALLBACKS = { on_start = true, on_price = true, on_fill = true, on_reload = true, on_stop = true,
+                 on_spot = true, on_window = true } -- on_spot, on_window: the host engineer (issue 9)
 _M.FIELDS = { name = "string", cancel_on_stop = "boolean", conflate = "boolean", budget = "number" }
 local CALLBACKS, FIELDS = _M.CALLBACKS, _M.FIELDS
 
@@ -99,7 +100,7 @@ function _M.compile(path, opts)
       end
     elseif type(k) == "string" and k:match("^on_") and opts.warn then
       opts.warn(path .. ": unknown callback '" .. k ..
-        "' (the runtime calls on_start, on_price, on_fill, on_reload, on_stop)")
+        "' (the runtime calls on_start, on_price, on_fill, on_spot, on_window, on_reload, on_stop)")
     end
   end
   if mod.budget ~= nil and mod.budget ~= false and mod.budget <= 0 then

@@ -12,23 +12,35 @@
 --
 --   return {
 --     name = "mean_reversion",      -- shown in log lines (default: the file name)
---     cancel_on_stop = true,        -- cancel all open orders after on_stop (default false)
+--     cancel_on_stop = true,        -- after on_stop, cancel the open orders THIS strategy placed
+--                                   --   (never the account's others; default false)
 --     budget = 0.5,                 -- seconds a callback may run without yielding (false: none)
 --     conflate = false,             -- true: a price event still queued for a market is replaced
 --                                   --   by a newer one for the same market (latest price wins)
 --     on_start  = function(ctx) end,             -- once, before any event is delivered
 --     on_price  = function(ctx, msg) end,        -- a price update for a subscribed market
 --     on_fill   = function(ctx, fill) end,       -- one of our orders (partly) filled
+--     on_spot   = function(ctx, tick) end,       -- a spot price of a subscribed underlying
+--     on_window = function(ctx, ev) end,         -- an Up/Down window opened, closed, resolved
+--                                                --   or settled (subscribed underlying/market)
 --     on_reload = function(ctx, old_state) end,  -- this version replaced a running one
 --     on_stop   = function(ctx, reason) end,     -- the host is stopping ("SIGINT", "duration", ...)
 --   }
 --
 -- msg  = { type = "price", market_id, buy, sell, best_bid, best_ask, volume, outcomes, updated_at }
--- fill = { type = "fill", order_id, market_id, side, outcome, price, quantity, filled_at }
+-- fill = { type = "fill", order_id, market_id, side, outcome, price, quantity, filled_at,
+--          client_order_id, fee }
+-- tick = { type = "spot", symbol ("BTC"), price, timestamp, source }
+-- ev   = { type = "window", event = "open" | "close" | "resolve" | "settle", market_id, symbol,
+--          ... the exchange's window fields (strike, start/end, winner, payout) as sent }
 -- (numbers are decimal strings, as everywhere in polysim)
 --
 -- The context (one per loaded version; all versions share client, state and subscriptions):
---   ctx.client                 the polysim client (polysim.new); its calls yield inside callbacks
+--   ctx.client                 the polysim client (polysim.new); its calls yield inside callbacks.
+--                              Orders placed through it carry a client order id starting with
+--                              ctx.order_prefix (per run and strategy; one given is prefixed):
+--                              they are the strategy's own orders, the only ones on_fill hears
+--                              about, cancel_on_stop cancels, and the P&L line counts
 --   ctx.state                  a table that survives reloads: keep everything worth keeping here
 --   ctx.params                 `--param NAME=VALUE` values of `polysim run` (strings), or {}
 --   ctx.log.info/warn/error(...)   timestamped lines on stderr; the API key never appears
@@ -36,6 +48,10 @@
 --   ctx:subscribe(ids)         start price events for a market id or a list of them
 --   ctx:unsubscribe(ids)       stop them
 --   ctx:subscriptions()        the list of subscribed market ids
+--   ctx:subscribe_spot(syms)   start on_spot ticks (and on_window events) for an underlying
+--                              ("BTC") or a list; ctx:unsubscribe_spot(syms) stops them;
+--                              ctx:spot_subscriptions() lists them. Window events also come
+--                              for markets subscribed with ctx:subscribe.
 --   ctx:every(seconds, fn)     fn(ctx) every `seconds`; returns a timer with :cancel()
 --   ctx:after(seconds, fn)     fn(ctx) once after `seconds`; returns a timer with :cancel()
 --   ctx:spawn(fn, ...)         fn(...) as a task of its own (isolated and budgeted like a callback)
@@ -60,7 +76,8 @@
 --     the next event of that market starts only after the previous one has returned (waits
 --     included). Different markets do not wait for each other.
 --   * Fill events are delivered in arrival order, one at a time, the same way (one queue for
---     all fills, independent of the price queues).
+--     all fills, independent of the price queues). Spot ticks: one queue per underlying, like
+--     prices (conflate applies too); window events: one queue, in arrival order.
 --   * No event is delivered before on_start has returned, and none while a reload is in
 --     progress: they are queued, then delivered to the new version (or to the old one when
 --     the reload failed). Each event is delivered exactly once, to exactly one version; an
@@ -88,7 +105,9 @@
 --   rt:snapshot()         -> { name, version, started_at, now, cash, equity, pnl,
 --                              positions = {{market_id, outcome, quantity, avg_price, mark,
 --                              unrealized}}, open_orders, fills, log_tail, reloads = {{at, ms,
---                              ok, error}}, errors, last_error }   (numbers: decimal strings)
+--                              ok, error}}, errors, last_error, own = {prefix, placed, open,
+--                              filled, cancelled, cash, pnl} }   (numbers: decimal strings;
+--                              open_orders and own: this strategy's own orders only)
 --   rt:refresh()          reads the account into the snapshot (in a task); emits "equity"
 --   rt:observe(fn)        fn(kind, data) on "fill", "order", "log", "reload", "equity";
 --                         returns a function that removes fn (nothing is done when unobserved)
@@ -106,6 +125,7 @@ local sandbox = require "polysim.sandbox"
 local context = require "polysim.ctx"
 local clock_mod = require "polysim.clock"
 local feed_mod = require "polysim.feed"
+local owned = require "polysim.owned"
 
 local error, ipairs, pairs, pcall, select, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, select, setmetatable, tostring, type
@@ -249,11 +269,8 @@ end
 function Runtime:snapshot()
   local v = self.current
   local acct = self.account or {}
-  local open = {}
-  for _, o in pairs(self.own_orders or {}) do
-    if o.open then open[#open + 1] = o.view end
-  end
-  table.sort(open, function(a, b) return tostring(a.order_id) < tostring(b.order_id) end)
+  local own = self.own and self.own:summary()
+  local open = own and own.open_orders or {}
   local reloads = {}
   for i, r in ipairs(self.reload_history) do reloads[i] = { at = r.at, ms = r.ms, ok = r.ok, error = r.error } end
   return {
@@ -262,6 +279,8 @@ function Runtime:snapshot()
     positions = acct.positions or {}, open_orders = open,
     fills = self.fills:list(), log_tail = self.log_tail:list(), reloads = reloads,
     errors = self.stats.errors, last_error = self.last_error,
+    own = own and { prefix = own.prefix, placed = own.placed, open = own.open, filled = own.filled,
+                    cancelled = own.cancelled, cash = own.cash, pnl = own.pnl } or nil,
   }
 end
 
@@ -306,7 +325,11 @@ end
 local function pump_all(rt)
   if rt.paused > 0 then return end
   pump(rt, rt.fq)
+  pump(rt, rt.wq)
   for _, q in pairs(rt.pq) do
+    if not q:empty() then pump(rt, q) end
+  end
+  for _, q in pairs(rt.sq) do
     if not q:empty() then pump(rt, q) end
   end
 end
@@ -326,7 +349,7 @@ end
 local NEW_OPTIONS = {
   client = true, name = true, budget = true, feed = true, log_sink = true, log_level = true,
   api_key = true, on_stop_request = true, stop_grace = true, clock = true, params = true,
-  log = true, log_format = true, log_file = true, quiet = true,
+  log = true, log_format = true, log_file = true, quiet = true, spot_source = true,
 }
 
 -- new{ client =, name =, budget = 0.5 | false, feed = nil | false | feed, clock =, params =,
@@ -371,6 +394,10 @@ function _M.new(opts)
     versions = 0,         -- versions loaded so far (the current one is usually the last)
     state = {},           -- handed from version to version
     subs = {}, nsubs = 0, -- subscribed market ids
+    spot_subs = {},       -- subscribed underlyings ("BTC")
+    spot_factory = opts.spot_source, spot_feed = nil,
+    sq = {},              -- symbol -> spot queue
+    wq = nil,             -- the window-event queue
     pq = {},              -- market id -> price queue
     fq = nil,             -- the fill queue
     paused = 1,           -- > 0: events queue up (before start, during reloads, after stop)
@@ -386,12 +413,53 @@ function _M.new(opts)
     account = nil, last_error = nil, started_at = nil,
     stats = {
       received = 0, delivered = 0, dropped = 0, conflated = 0, unhandled = 0, callbacks = 0,
-      errors = 0, budget_kills = 0, skipped_ticks = 0, reloads = 0, failed_reloads = 0,
+      errors = 0, budget_kills = 0, skipped_ticks = 0, reloads = 0, failed_reloads = 0, foreign_fills = 0,
     },
   }, rt_mt)
   self.fq = new_queue(self, "on_fill")
+  self.wq = new_queue(self, "on_window")
   self.log = self:logger("polysim")
   return self
+end
+
+-- Underlyings (Up/Down): spot ticks for them go to on_spot, their windows' events to
+-- on_window. The spot feed opens at the first subscription (opts.spot_source, default
+-- client:spot_stream; see polysim.feed).
+function Runtime:subscribe_spot(syms)
+  local new = {}
+  for _, sym in ipairs(syms) do
+    sym = sym:upper()
+    if not self.spot_subs[sym] then
+      self.spot_subs[sym] = true
+      new[#new + 1] = sym
+    end
+  end
+  if #new == 0 or self.stopping then return #new end
+  if not self.spot_feed and self.spot_feed ~= false then
+    self.spot_feed = feed_mod.spot(self, self.spot_factory) or false
+  end
+  if self.spot_feed then self.spot_feed:subscribe(new) end
+  return #new
+end
+
+function Runtime:unsubscribe_spot(syms)
+  local gone = {}
+  for _, sym in ipairs(syms) do
+    sym = sym:upper()
+    if self.spot_subs[sym] then
+      self.spot_subs[sym] = nil
+      gone[#gone + 1] = sym
+    end
+  end
+  if #gone > 0 and self.spot_feed then self.spot_feed:unsubscribe(gone) end
+  return #gone
+end
+
+function Runtime:spot_subscriptions()
+  local list = {}
+  for sym in pairs(self.spot_subs) do list[#list + 1] = sym end
+  table.sort(list)
+  return list
 end
 
 function Runtime:subscribe(ids)
@@ -443,6 +511,7 @@ function Runtime:deliver(ev)
       stats.dropped = stats.dropped + 1
       return false
     end
+    if self.own then self.own:mark(ev) end
     local q = self.pq[id]
     if not q then
       q = new_queue(self, "on_price")
@@ -456,7 +525,41 @@ function Runtime:deliver(ev)
     end
     push(self, q, ev)
     pump(self, q)
+  elseif kind == "spot" then
+    local sym = ev.symbol
+    if not self.spot_subs[sym] then
+      stats.dropped = stats.dropped + 1
+      return false
+    end
+    local q = self.sq[sym]
+    if not q then
+      q = new_queue(self, "on_spot")
+      self.sq[sym] = q
+    end
+    local cur = self.current
+    if cur and cur.conflate and not q:empty() then
+      q:replace_last(ev)
+      stats.conflated = stats.conflated + 1
+      return true
+    end
+    push(self, q, ev)
+    pump(self, q)
+  elseif kind == "window" then
+    if not (self.spot_subs[ev.symbol] or self.subs[ev.market_id]) then
+      stats.dropped = stats.dropped + 1
+      return false
+    end
+    push(self, self.wq, ev)
+    pump(self, self.wq)
   elseif kind == "fill" then
+    -- Only our own orders' fills: one carrying another client order id is somebody else's
+    -- (a hand-placed order, another strategy in the same host).
+    local own = self.own
+    if own and not own:fill(ev) and type(ev.client_order_id) == "string" then
+      stats.dropped = stats.dropped + 1
+      stats.foreign_fills = stats.foreign_fills + 1
+      return false
+    end
     self.fills:push(ev)
     self:_notify("fill", ev)
     push(self, self.fq, ev)
@@ -470,8 +573,9 @@ end
 
 -- Events queued and not yet handed to a callback.
 function Runtime:pending()
-  local n = self.fq:len()
+  local n = self.fq:len() + self.wq:len()
   for _, q in pairs(self.pq) do n = n + q:len() end
+  for _, q in pairs(self.sq) do n = n + q:len() end
   return n
 end
 
@@ -589,6 +693,8 @@ function Runtime:start(path)
   self.started_at = self.clock.now()
   self.path = path
   self.name = self.name or (basename(path):gsub("%.lua$", ""))
+  self.own = owned.new(self.name)
+  self.strategy_client = self.own:wrap(self.client)
   if self.feed_opt == nil then
     self.feed = feed_mod.open(self, _M.poll_only)
   elseif self.feed_opt then
@@ -631,6 +737,12 @@ function Runtime:request_stop(reason)
 end
 
 function Runtime:_close_feed()
+  local spot = self.spot_feed
+  self.spot_feed = false
+  if spot then
+    local ok, err = pcall(spot.close, spot)
+    if not ok then self:_log("warn", "feed", "closing the spot feed failed: " .. tostring(err)) end
+  end
   local feed = self.feed
   self.feed = nil
   if feed then
@@ -654,7 +766,8 @@ function Runtime:stop(reason)
   local dropped = self:pending()
   self.stats.dropped = self.stats.dropped + dropped
   self.fq = new_queue(self, "on_fill")
-  self.pq = {}
+  self.wq = new_queue(self, "on_window")
+  self.pq, self.sq = {}, {}
   local ver = self.current
   if ver then retire(ver) end
   if self.inflight > 0 then
@@ -674,15 +787,15 @@ function Runtime:stop(reason)
     local r = invoke(self, ver, "on_stop", ver.mod.on_stop, ver.ctx, reason)
     wait(r)
   end
-  if ver and ver.mod.cancel_on_stop and self.client then
-    local ok, res, err = pcall(self.client.cancel_all, self.client)
-    if not ok then err = res end
-    if ok and res then
-      local n = type(res) == "table" and (res.cancelled_count or res.cancelled)
-      if type(n) == "table" then n = #n end
-      self:_log("info", self.name, "cancelled open orders" .. (n and (" (" .. tostring(n) .. ")") or ""))
+  if ver and ver.mod.cancel_on_stop and self.client and self.own then
+    -- Our own orders only (their client order id prefix): never the account's others.
+    local ok, n, failed, err = pcall(self.own.cancel_open, self.own, self.client)
+    if not ok then n, failed, err = 0, 1, n end
+    if failed == 0 then
+      self:_log("info", self.name, string_format("cancelled open orders (%d) placed by this strategy", n))
     else
-      self:_log("error", self.name, "cancelling open orders failed: " .. tostring(err))
+      self:_log("error", self.name, string_format("cancelling open orders: %d cancelled, %d failed: %s",
+        n, failed, tostring(err)))
     end
   end
   self:_close_feed()
