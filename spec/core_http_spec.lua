@@ -64,3 +64,31 @@ describe("core.request", function()
     assert.equal("application/json", seen[3].headers["content-type"])
   end)
 end)
+
+-- The known trap of TEAM.md: with CURLOPT_PIPEWAIT set, a REST call to a host that has a
+-- CONNECT_ONLY WebSocket open (or opening) waited for that connection forever.
+describe("core.request beside a WebSocket to the same host", function()
+  local ploop = require "polysim.loop"
+  it("completes while the WebSocket is opening and once it is open", function()
+    local srv = H.exchange()
+    local client = H.client(srv)
+    local token = assert(client:ws_token()).token
+    local opened, closed
+    local ws = core.ws_connect {
+      url = srv.base_url:gsub("^http", "ws") .. "/v1/ws/prices?token=" .. token,
+      on_open = function() opened = true end,
+      on_close = function(code) closed = code end,
+    }
+    -- Issued before the handshake has finished: same host, same loop.
+    local early = core.request { url = srv.base_url .. "/v1/health" }
+    assert.is_true(ploop.run_until(function() return early:done() end, 5))
+    assert.equal(200, assert(early:result()).status)
+    assert.is_true(ploop.run_until(function() return opened end, 5))
+    local late = core.request { url = srv.base_url .. "/v1/health" }
+    assert.is_true(ploop.run_until(function() return late:done() end, 5))
+    assert.equal(200, assert(late:result()).status)
+    assert.is_nil(closed)
+    ws:close()
+    srv:close()
+  end)
+end)

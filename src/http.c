@@ -225,8 +225,9 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");   /* whatever curl can decode */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* Over HTTP/2, wait for a connection that can multiplex rather than open another. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* No CURLOPT_PIPEWAIT: with it, a call to a host that has a CONNECT_ONLY WebSocket
+     * opening waited on that connection forever. HTTP/2 connections are still multiplexed
+     * once they are up (the multi's default); only a second connection may open meanwhile. */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS);
