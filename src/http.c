@@ -149,7 +149,8 @@ static const char *opt_string(lua_State *L, int opts, const char *key, size_t *l
 }
 
 /* core.request{ method=, url=, headers={}, body=, timeout=, connect_timeout=, max_size=,
- *               user_agent=, http_version="1.1"|"2", cainfo=, on_done=fn, on_error=fn }
+ *               user_agent=, http_version="1.1"|"2", cainfo=, fresh=bool, on_done=fn,
+ *               on_error=fn }
  *   -> transfer. on_done(transfer) runs when it ends; an error it raises goes to
  *   on_error(err), else to loop:on_error. */
 static int l_request(lua_State *L) {
@@ -169,6 +170,9 @@ static int l_request(lua_State *L) {
     double timeout = opt_number(L, 1, "timeout", 30);
     double ctimeout = opt_number(L, 1, "connect_timeout", 10);
     double max_size = opt_number(L, 1, "max_size", (double)DEFAULT_MAX_SIZE);
+    lua_getfield(L, 1, "fresh");
+    int fresh = lua_toboolean(L, -1);
+    lua_pop(L, 1);
 
     ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 2); /* transfer */
     memset(t, 0, sizeof *t);
@@ -231,6 +235,13 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS);
+    /* fresh=true: a request that is not safe to repeat (issue 10 item 4). curl re-sends a
+     * request by itself only when it went out on a reused connection that died before any
+     * answer byte; a connection of its own, closed after, is never reused, so never re-sent. */
+    if (fresh) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (ua) {
         luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
                       "user_agent has a control character (CR/LF not allowed)");
