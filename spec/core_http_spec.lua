@@ -92,3 +92,42 @@ describe("core.request beside a WebSocket to the same host", function()
     srv:close()
   end)
 end)
+
+-- Issue 8 item 7: float-to-integer conversions of values from a server or a user were UB out
+-- of range (make asan runs with -fsanitize=float-cast-overflow and stops on one).
+describe("numbers out of an integer's range", function()
+  it("X-RateLimit-Limit: 1e300 and friends decode without an integer cast", function()
+    local rl = core.decode_ratelimit { ["x-ratelimit-limit"] = "1e300", ["x-ratelimit-remaining"] = "-1e300",
+      ["x-ratelimit-reset"] = "9.3e18" }
+    assert.equal(1e300, rl.limit)
+    assert.equal(-1e300, rl.remaining)
+    assert.equal(9.3e18, rl.reset)
+    assert.equal(math.type(1), math.type(core.decode_ratelimit { ["x-ratelimit-limit"] = "100" }.limit))
+    rl = core.decode_ratelimit { ["x-ratelimit-limit"] = "nan", ["x-ratelimit-remaining"] = "inf" }
+    assert.is_true(rl.limit ~= rl.limit)
+    assert.equal(math.huge, rl.remaining)
+  end)
+
+  it("max_size = -1 and NaN timeouts are argument errors; huge timeouts are clamped", function()
+    H.raises("max_size must be a non-negative number", core.request, { url = "http://127.0.0.1:1", max_size = -1 })
+    H.raises("max_size must be a non-negative number", core.request, { url = "http://127.0.0.1:1", max_size = 0 / 0 })
+    H.raises("timeouts must be non-negative", core.request, { url = "http://127.0.0.1:1", timeout = -1 })
+    H.raises("timeouts must be non-negative", core.request, { url = "http://127.0.0.1:1", connect_timeout = 0 / 0 })
+    H.raises("max_message must be a non-negative number", core.ws_connect, { url = "ws://127.0.0.1:1", max_message = -1 })
+    H.raises("connect_timeout must be", core.ws_connect, { url = "ws://127.0.0.1:1", connect_timeout = -5 })
+    local server = H.fixture(function() return { status = 200, body = "ok" } end)
+    local r = assert(wait(core.request { url = H.url(server), timeout = 1e300, connect_timeout = math.huge,
+      max_size = 1e300 }))
+    assert.equal("ok", r.body)
+    server:close()
+  end)
+
+  it("loop:step with a huge timeout and a timer due in 1e300 s", function()
+    local fired = false
+    local id = loop:timer(1e300, function() fired = true end)
+    loop:timer(0, function() end)
+    loop:step(1e300)                       -- returns: the 0 s timer is due
+    loop:cancel(id)
+    assert.is_false(fired)
+  end)
+end)

@@ -169,6 +169,7 @@ static int l_request(lua_State *L) {
     const char *cainfo = opt_string(L, 1, "cainfo", NULL);
     double timeout = opt_number(L, 1, "timeout", 30);
     double ctimeout = opt_number(L, 1, "connect_timeout", 10);
+    luaL_argcheck(L, timeout >= 0 && ctimeout >= 0, 1, "timeouts must be non-negative numbers");
     double max_size = opt_number(L, 1, "max_size", (double)DEFAULT_MAX_SIZE);
     lua_getfield(L, 1, "fresh");
     int fresh = lua_toboolean(L, -1);
@@ -183,7 +184,8 @@ static int l_request(lua_State *L) {
     lua_getfield(L, 1, "on_error");                    /* on_done's errors (else loop:on_error) */
     lua_setiuservalue(L, -2, 2);                       /* transfer */
     t->loop = loop;
-    t->max_size = (size_t)max_size;
+    luaL_argcheck(L, ps_number_to_size(max_size, &t->max_size) == 0, 1,
+                  "max_size must be a non-negative number");
     strcpy(t->method, method);
     t->easy = curl_easy_init();
     if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
@@ -222,8 +224,9 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
+    /* 0 is curl's "no limit", so a tiny positive timeout stays at least 1 ms. */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? ps_secs_to_ms(timeout) + 1 : 0L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctimeout > 0 ? ps_secs_to_ms(ctimeout) + 1 : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

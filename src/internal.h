@@ -39,6 +39,28 @@ void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CF
  * traceback, any other error value passes through. */
 int ps_traceback(lua_State *L);
 
+/* Numbers from users and servers into C integers, never a float cast out of range (UB;
+ * caught by -fsanitize=float-cast-overflow). ------------------------------------------- */
+/* Seconds to milliseconds for curl and epoll: NaN and negatives give 0, anything past
+ * INT_MAX ms (24.8 days) gives INT_MAX. */
+static inline long ps_secs_to_ms(double secs) {
+    if (!(secs > 0)) return 0;
+    double ms = secs * 1000.0;
+    return ms >= 2147483647.0 ? 2147483647L : (long)ms;
+}
+/* Seconds to whole ms, rounded up (a wait never ends early), same clamp. */
+static inline int ps_secs_to_ms_ceil(double secs) {
+    if (!(secs > 0)) return 0;
+    double ms = secs * 1000.0 + 0.999;
+    return ms >= 2147483647.0 ? 2147483647 : (int)ms;
+}
+/* A byte count: NaN and negatives give -1 (the caller's argument error), huge gives SIZE_MAX. */
+static inline int ps_number_to_size(double n, size_t *out) {
+    if (!(n >= 0)) return -1;
+    *out = n >= 18446744073709549568.0 ? (size_t)-1 : (size_t)n;
+    return 0;
+}
+
 /* json.c -------------------------------------------------------------------------------- */
 /* Decodes JSON text. Success: pushes the value, returns 1. Failure: pushes nothing, returns
  * 0 with a message in err. Never raises except on memory exhaustion. */

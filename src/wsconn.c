@@ -459,6 +459,10 @@ static int l_ws_connect(lua_State *L) {
     const char *extra = opt_str(L, 1, "headers");
     double ctimeout = opt_num(L, 1, "connect_timeout", 10);
     double max_message = opt_num(L, 1, "max_message", 0);
+    size_t max_msg = 0;
+    luaL_argcheck(L, ctimeout >= 0, 1, "connect_timeout must be a non-negative number");
+    luaL_argcheck(L, ps_number_to_size(max_message, &max_msg) == 0, 1,
+                  "max_message must be a non-negative number");
 
     luaL_Buffer b;                                      /* ws:// -> http://, wss:// -> https:// */
     luaL_buffinit(L, &b);
@@ -498,7 +502,7 @@ static int l_ws_connect(lua_State *L) {
     if (!ok) return luaL_argerror(L, 1, "url must be a ws://, wss://, http:// or https:// URL");
     const char *hostport = lua_tostring(L, -2), *target = lua_tostring(L, -1);
 
-    ps_wsconn *c = new_conn(L, loop, PS_WS_CLIENT, 1, max_message > 0 ? (size_t)max_message : 0);
+    ps_wsconn *c = new_conn(L, loop, PS_WS_CLIENT, 1, max_msg);
     if (ps_ws_make_key(c->key) != 0) {
         finish_str(c, L, 0, 0, NULL);
         return luaL_error(L, "ws_connect: no randomness");
@@ -524,7 +528,7 @@ static int l_ws_connect(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_SSL_ENABLE_ALPN, 0L);
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctimeout > 0 ? ps_secs_to_ms(ctimeout) + 1 : 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -617,16 +621,20 @@ long ps_wsconn_prepare(struct ps_wsconn **list) {
         if (c->state == S_CLOSING && (due < 0 || c->close_deadline < due)) due = c->close_deadline;
     if (due < 0) return -1;
     double ms = (due - ps_monotime()) * 1000.0;
-    return ms <= 0 ? 0 : (long)ms + 1;
+    return ms <= 0 ? 0 : ps_secs_to_ms(ms / 1000.0) + 1;
 }
 
 /* Drops the connections of *list whose peer did not echo our close in time; on_close gets
  * the code we sent. */
 void ps_wsconn_expire(lua_State *L, struct ps_wsconn **list) {
     double now = ps_monotime();
-    for (ps_wsconn *c = *list, *next; c; c = next) {
-        next = c->next;
-        if (c->state != S_CLOSING || c->close_deadline > now) continue;
+    /* on_close may close (unlink) or let go of (free) any other connection, `next`
+     * included (issue 8 item 7): after each callback, scan again from the head. A finished
+     * connection has left the list, so this ends. */
+    for (;;) {
+        ps_wsconn *c = *list;
+        while (c && (c->state != S_CLOSING || c->close_deadline > now)) c = c->next;
+        if (!c) return;
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
         finish_str(c, L, 1, c->sent_code, "the peer did not answer the close");
         lua_pop(L, 1);
