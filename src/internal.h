@@ -82,14 +82,8 @@ void ps_sha1(const void *data, size_t n, unsigned char out[20]);
 size_t ps_base64(const unsigned char *in, size_t n, char *out);
 
 /* wsconn.c ------------------------------------------------------------------------------ */
-/* First field of what a WebSocket's curl handle carries in CURLINFO_PRIVATE (an HTTP
- * transfer's first field is 0). */
-#define PS_TAG_WSCONN 0x7773636eu
 struct ps_wsconn;
 struct ps_loop;
-/* From ps_http_done: 1 when easy is a WebSocket's CONNECT_ONLY handle (it then stays in the
- * multi: removing it would close the connection). */
-int ps_wsconn_curl_done(struct ps_loop *loop, void *easy, int result);
 /* server.c: the 101 response (a struct MHD_Response *) for an upgrade whose callbacks table
  * { on_open, on_message, on_close } is at upgrade_idx; NULL on failure. */
 void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn **list,

@@ -152,7 +152,12 @@ static void curl_drain(ps_loop *loop) {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(loop->multi, &left)) != NULL)
-        if (msg->msg == CURLMSG_DONE) ps_http_done(loop, msg->easy_handle, msg->data.result);
+        if (msg->msg == CURLMSG_DONE) {
+            ps_curl_owner *o = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&o);
+            if (o && o->done) o->done(o, loop, msg->easy_handle, msg->data.result);
+            else curl_multi_remove_handle(loop->multi, msg->easy_handle); /* no owner */
+        }
 }
 
 static void curl_action(ps_loop *loop, curl_socket_t s, int flags) {
