@@ -40,7 +40,7 @@ help:
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
-	@echo "make fuzz     libFuzzer run of the WebSocket frame parser (needs clang)"
+	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files and the polysim command under PREFIX"
 
 deps:
@@ -117,16 +117,30 @@ check: test lint asan
 # of fuzz/corpus; findings go to build-fuzz/, never into the repository.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
-              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-              -I$(LUA_INCLUDE_DIR) -Isrc
+              -fsanitize=fuzzer,address,undefined,float-cast-overflow \
+              -fno-sanitize-recover=undefined,float-cast-overflow \
+              -I$(LUA_INCLUDE_DIR) -Isrc -Iinclude
 build-fuzz/ws_fuzz: fuzz/ws_fuzz.c src/ws.c src/sha1.c src/header.c src/ws.h src/internal.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/ws_fuzz.c src/ws.c src/sha1.c src/header.c $(LUA_LIB)
 
-fuzz: build-fuzz/ws_fuzz
-	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/
-	build-fuzz/ws_fuzz -max_total_time=$${FUZZ_SECONDS:-60} -print_final_stats=1 \
-	  -artifact_prefix=build-fuzz/ build-fuzz/corpus
+# core.json_decode and core.decode_error through the whole module (fuzz/json_fuzz.c,
+# fuzz/error_fuzz.c); their seeds are fuzz/corpus_json and fuzz/corpus_error.
+FUZZ_TARGETS = ws_fuzz json_fuzz error_fuzz
+build-fuzz/json_fuzz build-fuzz/error_fuzz: build-fuzz/%: fuzz/%.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/$*.c $(CORE_SRC) $(LUA_LIB) $(LIBS) -ldl
+
+# Each target FUZZ_SECONDS (60) on a scratch copy of its corpus (leak checks off for the Lua
+# targets: a Lua state frees garbage later than the input that made it).
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  c=fuzz/corpus_$${t%_fuzz}; [ "$$t" = ws_fuzz ] && c=fuzz/corpus; \
+	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && cp $$c/* build-fuzz/corpus-$$t/; \
+	  l=0; [ "$$t" = ws_fuzz ] && l=1; \
+	  echo "== $$t"; build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-60} -print_final_stats=1 -detect_leaks=$$l \
+	    -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t 2>&1 | grep -E "^stat::number_of_executed_units|^stat::average_exec|ERROR|SUMMARY|invariant|fuzz:"; \
+	done
 
 install: build
 	install -d $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin

@@ -131,3 +131,13 @@ describe("numbers out of an integer's range", function()
     assert.is_false(fired)
   end)
 end)
+
+-- Found by fuzz/error_fuzz.c: "Retry-After: inf" came out of decode_error as retry_after = inf.
+describe("core.decode_error's Retry-After", function()
+  it("drops non-finite values; keeps finite ones", function()
+    for _, v in ipairs { "inf", "-inf", "nan", "1e999" } do
+      assert.is_nil(core.decode_error(429, { ["retry-after"] = v }, "{}").retry_after, v)
+    end
+    assert.equal(2, core.decode_error(429, { ["retry-after"] = "2" }, "{}").retry_after)
+  end)
+end)

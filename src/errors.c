@@ -80,7 +80,10 @@ static double parse_retry_after(const char *v) {
     if (!v) return -1;
     char *end;
     double s = strtod(v, &end);
-    if (end != v && *end == '\0') return s < 0 ? 0 : s;
+    if (end != v && *end == '\0') {
+        if (!isfinite(s)) return -1;                   /* inf, nan, 1e999: no wait at all */
+        return s < 0 ? 0 : s;
+    }
     time_t when = curl_getdate(v, NULL);
     if (when < 0) return -1;
     double d = difftime(when, time(NULL));
