@@ -31,7 +31,7 @@ RUN_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/s
           LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/lib/?.so;;" POLYSIM_EXE="$(CURDIR)/$(EXE)"
 BUSTED  = $(LUA) /usr/bin/busted
 
-.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
+.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help coverage coverage-run
 all: build
 
 help:
@@ -40,6 +40,7 @@ help:
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
+	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files and the polysim command under PREFIX"
 
@@ -142,6 +143,26 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
 	    -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t 2>&1 | grep -E "^stat::number_of_executed_units|^stat::average_exec|ERROR|SUMMARY|invariant|fuzz:"; \
 	done
 
+# Line coverage: C through gcov/lcov (a --coverage build in build-cov/), Lua through
+# spec/coverage.lua (a debug.sethook line counter loaded by LUA_INIT_5_4 into every lua5.4
+# the specs start; luacov is not in Debian); both over the whole `make test` run.
+COV_SANE = -O0 -g --coverage
+coverage: deps
+	@command -v lcov >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q lcov >/dev/null; } || \
+	  { echo "make coverage needs lcov (apt-get install lcov)"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=build-cov CFLAGS="$(COV_SANE)" LDFLAGS="--coverage" build
+	rm -rf build-cov/luacov && mkdir -p build-cov/luacov
+	lcov -q --zerocounters --directory build-cov/obj
+	-$(MAKE) --no-print-directory BUILD=build-cov CFLAGS="$(COV_SANE)" LDFLAGS="--coverage" coverage-run
+	lcov -q --capture --directory build-cov/obj --output-file build-cov/c.info 2>/dev/null
+	lcov -q --extract build-cov/c.info '*/src/*' --output-file build-cov/c.info 2>/dev/null
+	@lcov --summary build-cov/c.info 2>&1 | sed -n 's/^ *lines\.*: */C line coverage (src): /p'
+	@$(LUA) spec/coverage_report.lua build-cov/luacov
+
+coverage-run:
+	@$(RUN_ENV) LUA_INIT_5_4="@$(CURDIR)/spec/coverage.lua" POLYSIM_LUACOV_DIR="$(CURDIR)/build-cov/luacov" \
+	  $(LUA) spec/run.lua --build=$(BUILD) $(SPEC)
+
 install: build
 	install -d $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin
 	install -m 644 lua/polysim/*.lua $(DESTDIR)$(LUA_SHARE_DIR)/polysim/
@@ -157,4 +178,4 @@ print-%:
 	@echo $($*)
 
 clean:
-	rm -rf $(BUILD) build-asan build-install build-fuzz
+	rm -rf $(BUILD) build-asan build-install build-fuzz build-cov
