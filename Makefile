@@ -36,7 +36,7 @@ ifdef POLYSIM_SDK_DIR
 export POLYSIM_SDK_DIR
 endif
 
-.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
+.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help coverage coverage-run
 all: build
 
 help:
@@ -45,7 +45,8 @@ help:
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
-	@echo "make fuzz     libFuzzer run of the WebSocket frame parser (needs clang)"
+	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
+	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files and the polysim command under PREFIX"
 
 deps:
@@ -124,16 +125,56 @@ check: test lint asan
 # of fuzz/corpus; findings go to build-fuzz/, never into the repository.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
-              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-              -I$(LUA_INCLUDE_DIR) -Isrc
+              -fsanitize=fuzzer,address,undefined,float-cast-overflow \
+              -fno-sanitize-recover=undefined,float-cast-overflow \
+              -I$(LUA_INCLUDE_DIR) -Isrc -Iinclude
 build-fuzz/ws_fuzz: fuzz/ws_fuzz.c src/ws.c src/sha1.c src/header.c src/ws.h src/internal.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/ws_fuzz.c src/ws.c src/sha1.c src/header.c $(LUA_LIB)
 
-fuzz: build-fuzz/ws_fuzz
-	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/
-	build-fuzz/ws_fuzz -max_total_time=$${FUZZ_SECONDS:-60} -print_final_stats=1 \
-	  -artifact_prefix=build-fuzz/ build-fuzz/corpus
+# core.json_decode and core.decode_error through the whole module (fuzz/json_fuzz.c,
+# fuzz/error_fuzz.c); their seeds are fuzz/corpus_json and fuzz/corpus_error.
+FUZZ_TARGETS = ws_fuzz json_fuzz error_fuzz
+build-fuzz/json_fuzz build-fuzz/error_fuzz: build-fuzz/%: fuzz/%.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/$*.c $(CORE_SRC) $(LUA_LIB) $(LIBS) -ldl
+
+# Each target FUZZ_SECONDS (60) on a scratch copy of its corpus (leak checks off for the Lua
+# targets: a Lua state frees garbage later than the input that made it).
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  c=fuzz/corpus_$${t%_fuzz}; [ "$$t" = ws_fuzz ] && c=fuzz/corpus; \
+	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && cp $$c/* build-fuzz/corpus-$$t/; \
+	  l=0; [ "$$t" = ws_fuzz ] && l=1; \
+	  echo "== $$t"; build-fuzz/$$t -max_total_time=$${FUZZ_SECONDS:-60} -print_final_stats=1 -detect_leaks=$$l \
+	    -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t 2>&1 | grep -E "^stat::number_of_executed_units|^stat::average_exec|ERROR|SUMMARY|invariant|fuzz:"; \
+	done
+
+# Line coverage: C through gcov/lcov (a --coverage build in build-cov/), Lua through
+# spec/coverage.lua (a debug.sethook line counter loaded by LUA_INIT_5_4 into every lua5.4
+# the specs start; luacov is not in Debian); both over the whole `make test` run.
+COV_SANE = -O0 -g --coverage
+coverage: deps
+	@command -v lcov >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q lcov >/dev/null; } || \
+	  { echo "make coverage needs lcov (apt-get install lcov)"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=build-cov CFLAGS="$(COV_SANE)" LDFLAGS="--coverage" build
+	@# The C tests' own .gcno/.gcda would sit in build-cov/tests/, where every file is a test.
+	rm -f build-cov/tests/*.gcno build-cov/tests/*.gcda
+	rm -rf build-cov/luacov && mkdir -p build-cov/luacov
+	lcov -q --zerocounters --directory build-cov/obj
+	-$(MAKE) --no-print-directory BUILD=build-cov CFLAGS="$(COV_SANE)" LDFLAGS="--coverage" coverage-run
+	lcov -q --capture --directory build-cov/obj --output-file build-cov/c.info 2>/dev/null
+	lcov -q --extract build-cov/c.info '*/src/*' --output-file build-cov/c.info 2>/dev/null
+	@lcov --summary build-cov/c.info 2>&1 | sed -n 's/^ *lines\.*: */C line coverage (src): /p'
+	@if [ "$(COVERAGE_LUA)" = 1 ]; then $(LUA) spec/coverage_report.lua build-cov/luacov; fi
+
+# COVERAGE_LUA=0: C only (the line hook makes the run several times slower, and specs of
+# the time budget, which hooks strategy code itself, can take very long under it).
+COVERAGE_LUA ?= 1
+coverage-run:
+	@if [ "$(COVERAGE_LUA)" = 1 ]; then export LUA_INIT_5_4="@$(CURDIR)/spec/coverage.lua" \
+	  POLYSIM_LUACOV_DIR="$(CURDIR)/build-cov/luacov"; fi; \
+	  $(RUN_ENV) $(LUA) spec/run.lua --build=$(BUILD) $(SPEC)
 
 install: build
 	install -d $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin
@@ -165,4 +206,4 @@ print-%:
 	@echo $($*)
 
 clean:
-	rm -rf $(BUILD) build-asan build-install build-fuzz
+	rm -rf $(BUILD) build-asan build-install build-fuzz build-cov

@@ -26,6 +26,7 @@ build = {
       sources = {
         "src/core.c",
         "src/decimal.c",
+        "src/easy.c",
         "src/errors.c",
         "src/fswatch.c",
         "src/header.c",

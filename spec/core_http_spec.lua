@@ -64,3 +64,80 @@ describe("core.request", function()
     assert.equal("application/json", seen[3].headers["content-type"])
   end)
 end)
+
+-- The known trap of TEAM.md: with CURLOPT_PIPEWAIT set, a REST call to a host that has a
+-- CONNECT_ONLY WebSocket open (or opening) waited for that connection forever.
+describe("core.request beside a WebSocket to the same host", function()
+  local ploop = require "polysim.loop"
+  it("completes while the WebSocket is opening and once it is open", function()
+    local srv = H.exchange()
+    local client = H.client(srv)
+    local token = assert(client:ws_token()).token
+    local opened, closed
+    local ws = core.ws_connect {
+      url = srv.base_url:gsub("^http", "ws") .. "/v1/ws/prices?token=" .. token,
+      on_open = function() opened = true end,
+      on_close = function(code) closed = code end,
+    }
+    -- Issued before the handshake has finished: same host, same loop.
+    local early = core.request { url = srv.base_url .. "/v1/health" }
+    assert.is_true(ploop.run_until(function() return early:done() end, 5))
+    assert.equal(200, assert(early:result()).status)
+    assert.is_true(ploop.run_until(function() return opened end, 5))
+    local late = core.request { url = srv.base_url .. "/v1/health" }
+    assert.is_true(ploop.run_until(function() return late:done() end, 5))
+    assert.equal(200, assert(late:result()).status)
+    assert.is_nil(closed)
+    ws:close()
+    srv:close()
+  end)
+end)
+
+-- Issue 8 item 7: float-to-integer conversions of values from a server or a user were UB out
+-- of range (make asan runs with -fsanitize=float-cast-overflow and stops on one).
+describe("numbers out of an integer's range", function()
+  it("X-RateLimit-Limit: 1e300 and friends decode without an integer cast", function()
+    local rl = core.decode_ratelimit { ["x-ratelimit-limit"] = "1e300", ["x-ratelimit-remaining"] = "-1e300",
+      ["x-ratelimit-reset"] = "9.3e18" }
+    assert.equal(1e300, rl.limit)
+    assert.equal(-1e300, rl.remaining)
+    assert.equal(9.3e18, rl.reset)
+    assert.equal(math.type(1), math.type(core.decode_ratelimit { ["x-ratelimit-limit"] = "100" }.limit))
+    rl = core.decode_ratelimit { ["x-ratelimit-limit"] = "nan", ["x-ratelimit-remaining"] = "inf" }
+    assert.is_true(rl.limit ~= rl.limit)
+    assert.equal(math.huge, rl.remaining)
+  end)
+
+  it("max_size = -1 and NaN timeouts are argument errors; huge timeouts are clamped", function()
+    H.raises("max_size must be a non-negative number", core.request, { url = "http://127.0.0.1:1", max_size = -1 })
+    H.raises("max_size must be a non-negative number", core.request, { url = "http://127.0.0.1:1", max_size = 0 / 0 })
+    H.raises("timeouts must be non-negative", core.request, { url = "http://127.0.0.1:1", timeout = -1 })
+    H.raises("timeouts must be non-negative", core.request, { url = "http://127.0.0.1:1", connect_timeout = 0 / 0 })
+    H.raises("max_message must be a non-negative number", core.ws_connect, { url = "ws://127.0.0.1:1", max_message = -1 })
+    H.raises("connect_timeout must be", core.ws_connect, { url = "ws://127.0.0.1:1", connect_timeout = -5 })
+    local server = H.fixture(function() return { status = 200, body = "ok" } end)
+    local r = assert(wait(core.request { url = H.url(server), timeout = 1e300, connect_timeout = math.huge,
+      max_size = 1e300 }))
+    assert.equal("ok", r.body)
+    server:close()
+  end)
+
+  it("loop:step with a huge timeout and a timer due in 1e300 s", function()
+    local fired = false
+    local id = loop:timer(1e300, function() fired = true end)
+    loop:timer(0, function() end)
+    loop:step(1e300)                       -- returns: the 0 s timer is due
+    loop:cancel(id)
+    assert.is_false(fired)
+  end)
+end)
+
+-- Found by fuzz/error_fuzz.c: "Retry-After: inf" came out of decode_error as retry_after = inf.
+describe("core.decode_error's Retry-After", function()
+  it("drops non-finite values; keeps finite ones", function()
+    for _, v in ipairs { "inf", "-inf", "nan", "1e999" } do
+      assert.is_nil(core.decode_error(429, { ["retry-after"] = v }, "{}").retry_after, v)
+    end
+    assert.equal(2, core.decode_error(429, { ["retry-after"] = "2" }, "{}").retry_after)
+  end)
+end)

@@ -70,4 +70,24 @@ describe("TLS", function()
     assert.equal(id, prices[#prices].market_id)
     assert.is_true(stream:connected())
   end)
+  -- The known trap of TEAM.md: with CURLOPT_PIPEWAIT, a REST call to a host with a
+  -- CONNECT_ONLY WebSocket opening or open waited on that connection forever.
+  it("a REST call completes beside a wss:// connection to the same host", function()
+    local core = require "polysim.core"
+    local c = polysim.new { base_url = "https://127.0.0.1:" .. port, api_key = srv.api_key, cainfo = cert }
+    local token = assert(c:ws_token()).token
+    local opened, closed
+    local ws = core.ws_connect { url = "wss://127.0.0.1:" .. port .. "/v1/ws/prices?token=" .. token,
+      cainfo = cert, on_open = function() opened = true end, on_close = function(code) closed = code end }
+    local function rest()
+      local t = core.request { url = "https://127.0.0.1:" .. port .. "/v1/health", cainfo = cert }
+      assert.is_true(polysim.loop.run_until(function() return t:done() end, 10))
+      return assert(t:result()).status
+    end
+    assert.equal(200, rest())
+    assert.is_true(polysim.loop.run_until(function() return opened or closed end, 10))
+    assert.is_true(opened)
+    assert.equal(200, rest())
+    ws:close()
+  end)
 end)

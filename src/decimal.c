@@ -9,6 +9,7 @@
  * metamethods, the module table is the metatable's __index (d:add(x) == decimal.add(d, x)),
  * and every operand goes through one coercion, todecimal(). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -605,7 +606,9 @@ void ps_decimal_open(lua_State *L) {
         {"__idiv", m_div}, {"__tostring", l_tostring}, {"__concat", m_concat},
         {NULL, NULL},
     };
-    init_powers();
+    /* Several hosts may open the module in threads at once: the tables are written once. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_powers);
     lua_createtable(L, 0, 24);                        /* core M */
     luaL_setfuncs(L, funcs, 0);
     lua_pushinteger(L, MAX_SCALE);

@@ -5,6 +5,7 @@
  * CDN edge blocks each get a code of their own. */
 #include <ctype.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -79,7 +80,10 @@ static double parse_retry_after(const char *v) {
     if (!v) return -1;
     char *end;
     double s = strtod(v, &end);
-    if (end != v && *end == '\0') return s < 0 ? 0 : s;
+    if (end != v && *end == '\0') {
+        if (!isfinite(s)) return -1;                   /* inf, nan, 1e999: no wait at all */
+        return s < 0 ? 0 : s;
+    }
     time_t when = curl_getdate(v, NULL);
     if (when < 0) return -1;
     double d = difftime(when, time(NULL));
@@ -295,7 +299,8 @@ static int l_decode_ratelimit(lua_State *L) {
         char *end;
         double d = strtod(v, &end);
         if (end == v) continue;
-        if (d == (double)(lua_Integer)d) lua_pushinteger(L, (lua_Integer)d);
+        lua_Integer i;                                 /* 1e300 is no integer: no UB cast */
+        if (d == floor(d) && lua_numbertointeger(d, &i)) lua_pushinteger(L, i);
         else lua_pushnumber(L, d);
         lua_setfield(L, -2, names[k][1]);
         found = 1;

@@ -9,23 +9,19 @@
 #include "loop.h"
 #include "errors.h"
 #include "header.h"
+#include "ws.h"
 
 #define TRANSFER_MT "polysim.Transfer"
 #define DEFAULT_MAX_SIZE (16L * 1024 * 1024)
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
 enum { T_IDLE, T_RUNNING, T_DONE };
 
 typedef struct {
-    unsigned tag;            /* 0; a WebSocket's handle carries PS_TAG_WSCONN here */
+    ps_curl_owner owner;     /* first: CURLINFO_PRIVATE points here; owner.done = transfer_done */
     CURL *easy;
     ps_loop *loop;
     struct curl_slist *headers;
-    buf_t body, hdrs;
+    ps_ws_buf body, hdrs;     /* the core's one byte buffer (ws.h) */
     size_t max_size;
     int state;
     int too_large;
@@ -35,43 +31,23 @@ typedef struct {
     char errbuf[CURL_ERROR_SIZE];
 } ps_transfer;
 
-static int buf_add(buf_t *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 1;
-}
-
-static void buf_free(buf_t *b) {
-    free(b->p);
-    *b = (buf_t){0};
-}
-
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud) {
     ps_transfer *t = ud;
     size_t n = size * nmemb;
-    if (t->body.n + n > t->max_size) {
+    if (t->body.len + n > t->max_size) {
         t->too_large = 1;
         return 0;                                      /* curl aborts with CURLE_WRITE_ERROR */
     }
-    return buf_add(&t->body, data, n) ? n : 0;
+    return ps_ws_buf_append(&t->body, data, n) == 0 ? n : 0;
 }
 
 static size_t header_cb(char *data, size_t size, size_t nmemb, void *ud) {
     ps_transfer *t = ud;
     size_t n = size * nmemb;
     /* A new status line starts a new response (100-continue, redirects): keep the last. */
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) t->hdrs.n = 0;
-    if (t->hdrs.n + n > 256 * 1024) return 0;
-    return buf_add(&t->hdrs, data, n) ? n : 0;
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) t->hdrs.len = 0;
+    if (t->hdrs.len + n > 256 * 1024) return 0;
+    return ps_ws_buf_append(&t->hdrs, data, n) == 0 ? n : 0;
 }
 
 static ps_transfer *check_transfer(lua_State *L, int idx) {
@@ -106,16 +82,14 @@ static void transfer_release(ps_transfer *t) {
     }
     curl_slist_free_all(t->headers);
     t->headers = NULL;
-    buf_free(&t->body);
-    buf_free(&t->hdrs);
+    ps_ws_buf_free(&t->body);
+    ps_ws_buf_free(&t->hdrs);
 }
 
-void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result) {
-    if (ps_wsconn_curl_done(loop, easy, (int)result)) return; /* stays in the multi */
-    ps_transfer *t = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+/* The loop's done() for a transfer: the handle leaves the multi, on_done runs. */
+static void transfer_done(ps_curl_owner *owner, ps_loop *loop, CURL *easy, CURLcode result) {
+    ps_transfer *t = (ps_transfer *)(void *)owner;
     curl_multi_remove_handle(ps_loop_multi(loop), easy);
-    if (!t) return;
     t->state = T_DONE;
     t->result = result;
     lua_State *L = ps_loop_state(loop);
@@ -169,7 +143,8 @@ static const char *opt_string(lua_State *L, int opts, const char *key, size_t *l
 }
 
 /* core.request{ method=, url=, headers={}, body=, timeout=, connect_timeout=, max_size=,
- *               user_agent=, http_version="1.1"|"2", cainfo=, on_done=fn, on_error=fn }
+ *               user_agent=, http_version="1.1"|"2", cainfo=, fresh=bool, on_done=fn,
+ *               on_error=fn }
  *   -> transfer. on_done(transfer) runs when it ends; an error it raises goes to
  *   on_error(err), else to loop:on_error. */
 static int l_request(lua_State *L) {
@@ -188,10 +163,16 @@ static int l_request(lua_State *L) {
     const char *cainfo = opt_string(L, 1, "cainfo", NULL);
     double timeout = opt_number(L, 1, "timeout", 30);
     double ctimeout = opt_number(L, 1, "connect_timeout", 10);
+    luaL_argcheck(L, timeout >= 0 && ctimeout >= 0, 1, "timeouts must be non-negative numbers");
     double max_size = opt_number(L, 1, "max_size", (double)DEFAULT_MAX_SIZE);
+    lua_getfield(L, 1, "fresh");
+    int fresh = lua_toboolean(L, -1);
+    lua_pop(L, 1);
 
     ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 2); /* transfer */
     memset(t, 0, sizeof *t);
+    ps_ws_buf_init(&t->body, NULL, NULL);
+    ps_ws_buf_init(&t->hdrs, NULL, NULL);
     t->pin = LUA_NOREF;
     luaL_setmetatable(L, TRANSFER_MT);
     lua_getfield(L, 1, "on_done");
@@ -199,7 +180,9 @@ static int l_request(lua_State *L) {
     lua_getfield(L, 1, "on_error");                    /* on_done's errors (else loop:on_error) */
     lua_setiuservalue(L, -2, 2);                       /* transfer */
     t->loop = loop;
-    t->max_size = (size_t)max_size;
+    t->owner.done = transfer_done;
+    luaL_argcheck(L, ps_number_to_size(max_size, &t->max_size) == 0, 1,
+                  "max_size must be a non-negative number");
     strcpy(t->method, method);
     t->easy = easy_get();
     if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
@@ -229,33 +212,34 @@ static int l_request(lua_State *L) {
     if (bodiless && !has_ctype) add_header(L, t, "Content-Type", 12, NULL, 0);
 
     CURL *e = t->easy;
+    ps_easy_defaults(e, &t->owner, t->errbuf, cainfo, ctimeout);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* 0 is curl's "no limit", so a tiny positive timeout stays at least 1 ms. */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? ps_secs_to_ms(timeout) + 1 : 0L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");   /* whatever curl can decode */
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* Over HTTP/2, wait for a connection that can multiplex rather than open another. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* No CURLOPT_PIPEWAIT: with it, a call to a host that has a CONNECT_ONLY WebSocket
+     * opening waited on that connection forever. HTTP/2 connections are still multiplexed
+     * once they are up (the multi's default); only a second connection may open meanwhile. */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS);
+    /* fresh=true: a request that is not safe to repeat (issue 10 item 4). curl re-sends a
+     * request by itself only when it went out on a reused connection that died before any
+     * answer byte; a connection of its own, closed after, is never reused, so never re-sent. */
+    if (fresh) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (ua) {
         luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
                       "user_agent has a control character (CR/LF not allowed)");
         curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
     }
-    if (cainfo) curl_easy_setopt(e, CURLOPT_CAINFO, cainfo);
     if (body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
@@ -279,9 +263,9 @@ static int l_request(lua_State *L) {
 }
 
 /* Parses the raw header block into { lowercase-name = value } (repeats joined by ", "). */
-static void push_headers(lua_State *L, const buf_t *h) {
+static void push_headers(lua_State *L, const ps_ws_buf *h) {
     lua_newtable(L);                                   /* hdrs */
-    const char *p = h->p, *end = h->p ? h->p + h->n : NULL;
+    const char *p = (const char *)h->data, *end = p ? p + h->len : NULL;
     if (!p) return;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     p = eol ? eol + 1 : end;                           /* skip the status line */
@@ -336,7 +320,7 @@ static int l_result(lua_State *L) {
     lua_setfield(L, -2, "status");
     push_headers(L, &t->hdrs);
     lua_setfield(L, -2, "headers");
-    lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.n);
+    lua_pushlstring(L, t->body.data ? (const char *)t->body.data : "", t->body.len);
     lua_setfield(L, -2, "body");
     lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2"
                       : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");

@@ -39,6 +39,28 @@ void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CF
  * traceback, any other error value passes through. */
 int ps_traceback(lua_State *L);
 
+/* Numbers from users and servers into C integers, never a float cast out of range (UB;
+ * caught by -fsanitize=float-cast-overflow). ------------------------------------------- */
+/* Seconds to milliseconds for curl and epoll: NaN and negatives give 0, anything past
+ * INT_MAX ms (24.8 days) gives INT_MAX. */
+static inline long ps_secs_to_ms(double secs) {
+    if (!(secs > 0)) return 0;
+    double ms = secs * 1000.0;
+    return ms >= 2147483647.0 ? 2147483647L : (long)ms;
+}
+/* Seconds to whole ms, rounded up (a wait never ends early), same clamp. */
+static inline int ps_secs_to_ms_ceil(double secs) {
+    if (!(secs > 0)) return 0;
+    double ms = secs * 1000.0 + 0.999;
+    return ms >= 2147483647.0 ? 2147483647 : (int)ms;
+}
+/* A byte count: NaN and negatives give -1 (the caller's argument error), huge gives SIZE_MAX. */
+static inline int ps_number_to_size(double n, size_t *out) {
+    if (!(n >= 0)) return -1;
+    *out = n >= 18446744073709549568.0 ? (size_t)-1 : (size_t)n;
+    return 0;
+}
+
 /* json.c -------------------------------------------------------------------------------- */
 /* Decodes JSON text. Success: pushes the value, returns 1. Failure: pushes nothing, returns
  * 0 with a message in err. Never raises except on memory exhaustion. */
@@ -60,14 +82,8 @@ void ps_sha1(const void *data, size_t n, unsigned char out[20]);
 size_t ps_base64(const unsigned char *in, size_t n, char *out);
 
 /* wsconn.c ------------------------------------------------------------------------------ */
-/* First field of what a WebSocket's curl handle carries in CURLINFO_PRIVATE (an HTTP
- * transfer's first field is 0). */
-#define PS_TAG_WSCONN 0x7773636eu
 struct ps_wsconn;
 struct ps_loop;
-/* From ps_http_done: 1 when easy is a WebSocket's CONNECT_ONLY handle (it then stays in the
- * multi: removing it would close the connection). */
-int ps_wsconn_curl_done(struct ps_loop *loop, void *easy, int result);
 /* server.c: the 101 response (a struct MHD_Response *) for an upgrade whose callbacks table
  * { on_open, on_message, on_close } is at upgrade_idx; NULL on failure. */
 void *ps_wsconn_server_response(lua_State *L, int upgrade_idx, struct ps_wsconn **list,

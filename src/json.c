@@ -12,6 +12,7 @@
  * array re-encodes as [] rather than {}. */
 #include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -856,7 +857,8 @@ void ps_json_open(lua_State *L) {
         {"array", l_array},
         {NULL, NULL},
     };
-    init_tables();
+    static pthread_once_t once = PTHREAD_ONCE_INIT;     /* written once, for all threads */
+    pthread_once(&once, init_tables);
     luaL_setfuncs(L, funcs, 0);                          /* core */
     /* Reuse the array metatable if the module is loaded again into this state (hot reload):
      * tables decoded earlier must stay recognisable as arrays. */

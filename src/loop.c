@@ -2,6 +2,7 @@
  * callbacks, libmicrohttpd through a ps_source, and Lua-level fd watches and timers. The
  * epoll fd itself is what an embedding program polls. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,12 @@ static void curl_drain(ps_loop *loop) {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(loop->multi, &left)) != NULL)
-        if (msg->msg == CURLMSG_DONE) ps_http_done(loop, msg->easy_handle, msg->data.result);
+        if (msg->msg == CURLMSG_DONE) {
+            ps_curl_owner *o = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&o);
+            if (o && o->done) o->done(o, loop, msg->easy_handle, msg->data.result);
+            else curl_multi_remove_handle(loop->multi, msg->easy_handle); /* no owner */
+        }
 }
 
 static void curl_action(ps_loop *loop, curl_socket_t s, int flags) {
@@ -332,9 +338,9 @@ static int loop_step(ps_loop *loop, double timeout) {
     if (due >= 0) {
         double wait = due - now;
         if (timeout >= 0 && timeout < wait) wait = timeout;
-        ms = wait <= 0 ? 0 : (int)(wait * 1000.0 + 0.999);
+        ms = ps_secs_to_ms_ceil(wait);
     } else {
-        ms = timeout < 0 ? -1 : (int)(timeout * 1000.0 + 0.999);
+        ms = timeout < 0 ? -1 : ps_secs_to_ms_ceil(timeout);
     }
     int n = epoll_wait(loop->epfd, evs, MAX_EVENTS, ms);
     if (n < 0) n = 0;                                  /* EINTR: a signal; just return */
@@ -554,13 +560,17 @@ static int l_get(lua_State *L) {
     return 1;
 }
 
+static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
 void ps_loop_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"step", l_step},   {"timer", l_timer}, {"cancel", l_cancel}, {"watch", l_watch},
         {"fd", l_fd},       {"timeout", l_timeout}, {"now", l_now},  {"on_error", l_on_error},
         {NULL, NULL},
     };
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* curl_global_init is not thread-safe: once per process, whichever host opens first. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init);
     ps_newclass(L, LOOP_MT, methods, l_gc, NULL, l_tostring);
     lua_pushcfunction(L, l_get);
     lua_setfield(L, -2, "loop");

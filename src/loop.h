@@ -43,7 +43,19 @@ int ps_loop_call(ps_loop *loop, lua_State *L, int nargs, int nresults, int eh);
 /* ps_loop_call on ps_loop_state(loop) without an owner's handler. */
 int ps_loop_pcall(ps_loop *loop, int nargs, int nresults);
 
-/* Hook run for each finished curl transfer (http.c). */
-void ps_http_done(ps_loop *loop, CURL *easy, CURLcode result);
+/* The owner of a curl easy handle on the loop's multi: CURLOPT_PRIVATE points at a struct
+ * whose first member is this, and the loop calls done() when curl reports the transfer
+ * finished. The loop knows nothing else of HTTP or WebSockets (no import circle: http.c
+ * and wsconn.c call the loop, never the reverse). done() decides whether the handle leaves
+ * the multi (an HTTP transfer) or stays (a CONNECT_ONLY WebSocket keeps its connection). */
+typedef struct ps_curl_owner {
+    void (*done)(struct ps_curl_owner *self, ps_loop *loop, CURL *easy, CURLcode result);
+} ps_curl_owner;
+
+/* The easy options every handle of ours gets (easy.c): owner as CURLOPT_PRIVATE, no
+ * signals, the error buffer, http/https only, TCP keep-alive, TLS verification on (peer and
+ * host) with cainfo when given, and the connect timeout in seconds (0: curl's default). */
+void ps_easy_defaults(CURL *e, ps_curl_owner *owner, char *errbuf, const char *cainfo,
+                      double connect_timeout);
 
 #endif

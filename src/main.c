@@ -9,12 +9,6 @@
 #include "internal.h"
 #include "polysim.h"
 
-static int traceback(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = luaL_tolstring(L, 1, NULL);
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
 
 static int run(lua_State *L) {
     int argc = (int)lua_tointeger(L, 1);
@@ -41,14 +35,15 @@ int main(int argc, char **argv) {
         fputs("polysim: cannot create a Lua state\n", stderr);
         return 1;
     }
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, ps_traceback);                /* the core's one handler (loop.c) */
     lua_pushcfunction(L, run);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
     int rc = lua_pcall(L, 2, 1, 1);
     int status;
     if (rc != LUA_OK) {
-        fprintf(stderr, "polysim: %s\n", lua_tostring(L, -1));
+        /* A non-string error (an error object) passed through ps_traceback as is. */
+        fprintf(stderr, "polysim: %s\n", luaL_tolstring(L, -1, NULL));
         status = 1;
     } else {
         status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;

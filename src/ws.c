@@ -414,6 +414,14 @@ int ps_ws_buf_reserve(ps_ws_buf *b, size_t extra) {
     return 0;
 }
 
+int ps_ws_buf_append(ps_ws_buf *b, const void *p, size_t n) {
+    if (n == SIZE_MAX || ps_ws_buf_reserve(b, n + 1)) return -1;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return 0;
+}
+
 int ps_ws_append_frame_masked(ps_ws_buf *b, int opcode, int fin, const void *payload_,
                               size_t len, const uint8_t *mask) {
     if (ps_ws_frame_check(opcode, fin, len)) {

@@ -121,8 +121,9 @@ int ps_ws_close_code_valid(int code);
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates, or > U+10FFFF). */
 int ps_ws_utf8_valid(const uint8_t *s, size_t n);
 
-/* A growable byte buffer for outgoing data: bytes are data[0..len). The owner sends from
- * data and resets len; appending may move data (realloc). */
+/* The core's one growable byte buffer (WebSocket queues, HTTP bodies and headers, the
+ * client handshake): bytes are data[0..len). The owner reads from data and resets len;
+ * appending may move data (realloc). */
 typedef struct ps_ws_buf {
     uint8_t *data;
     size_t len, cap;
@@ -134,6 +135,9 @@ void ps_ws_buf_init(ps_ws_buf *b, ps_ws_alloc alloc, void *alloc_ud); /* allocat
 void ps_ws_buf_free(ps_ws_buf *b);                                   /* idempotent */
 /* Ensures room for `extra` more bytes. 0, or -1 with errno = ENOMEM. */
 int ps_ws_buf_reserve(ps_ws_buf *b, size_t extra);
+/* Appends n bytes and keeps a NUL after them (not counted in len), so the data can be read
+ * as a C string. 0, or -1 with errno = ENOMEM (b unchanged). */
+int ps_ws_buf_append(ps_ws_buf *b, const void *p, size_t n);
 
 /* Appends one complete frame. role PS_WS_CLIENT masks with a fresh getrandom() key;
  * PS_WS_SERVER sends unmasked. Returns 0, or -1 with errno (EINVAL: ps_ws_frame_check

@@ -36,7 +36,7 @@ static const char *const state_names[] = {"pending", "connecting", "handshake", 
                                           "closing", "closed"};
 
 struct ps_wsconn {
-    unsigned tag;                    /* PS_TAG_WSCONN: CURLINFO_PRIVATE routing */
+    ps_curl_owner owner;             /* first: CURLINFO_PRIVATE; owner.done = curl_done */
     ps_ws_role role;
     int state;
     ps_loop *loop;
@@ -52,8 +52,7 @@ struct ps_wsconn {
     /* client */
     CURL *easy;
     char key[25];
-    char *hs;                        /* handshake response so far */
-    size_t hs_len, hs_cap;
+    ps_ws_buf hs;                    /* handshake response so far */
     char errbuf[CURL_ERROR_SIZE];
     /* I/O */
     ps_ws_conn parser;
@@ -317,24 +316,14 @@ static void on_open(ps_wsconn *c, lua_State *L) {
 
 /* Client: bytes of the server's handshake response, then frames. */
 static void handshake_bytes(ps_wsconn *c, lua_State *L, const uint8_t *p, size_t n) {
-    if (c->hs_len + n + 1 > c->hs_cap) {
-        size_t cap = c->hs_cap ? c->hs_cap * 2 : 1024;
-        while (cap < c->hs_len + n + 1) cap *= 2;
-        char *np = realloc(c->hs, cap);
-        if (!np) {
-            finish_str(c, L, 1, 1006, "out of memory");
-            return;
-        }
-        c->hs = np;
-        c->hs_cap = cap;
+    if (ps_ws_buf_append(&c->hs, p, n) != 0) {
+        finish_str(c, L, 1, 1006, "out of memory");
+        return;
     }
-    memcpy(c->hs + c->hs_len, p, n);
-    c->hs_len += n;
-    c->hs[c->hs_len] = '\0';
     size_t hlen = 0;
     int status = 0;
     const char *err = NULL;
-    int r = ps_ws_check_response(c->hs, c->hs_len, c->key, &hlen, &status, &err);
+    int r = ps_ws_check_response((const char *)c->hs.data, c->hs.len, c->key, &hlen, &status, &err);
     if (r == 0) return;
     if (r < 0) {
         char msg[160];
@@ -344,12 +333,10 @@ static void handshake_bytes(ps_wsconn *c, lua_State *L, const uint8_t *p, size_t
     }
     on_open(c, L);
     if (c->state == S_DONE) return;
-    char *rest = c->hs;
-    size_t rest_n = c->hs_len - hlen;
-    c->hs = NULL;
-    c->hs_len = c->hs_cap = 0;
-    if (rest_n) feed(c, L, (const uint8_t *)rest + hlen, rest_n);
-    free(rest);
+    ps_ws_buf rest = c->hs;                              /* feed may run callbacks */
+    ps_ws_buf_init(&c->hs, NULL, NULL);
+    if (rest.len > hlen) feed(c, L, rest.data + hlen, rest.len - hlen);
+    ps_ws_buf_free(&rest);
 }
 
 static void read_all(ps_wsconn *c, lua_State *L) {
@@ -400,7 +387,6 @@ static ps_wsconn *new_conn(lua_State *L, ps_loop *loop, ps_ws_role role, int cbs
     cbs_idx = lua_absindex(L, cbs_idx);
     ps_wsconn *c = lua_newuserdatauv(L, sizeof *c, 1);  /* ud */
     memset(c, 0, sizeof *c);
-    c->tag = PS_TAG_WSCONN;
     c->role = role;
     c->loop = loop;
     c->fd = -1;
@@ -411,38 +397,35 @@ static ps_wsconn *new_conn(lua_State *L, ps_loop *loop, ps_ws_role role, int cbs
     ps_ws_init(&c->parser, role, max_message, NULL, NULL);
     ps_ws_buf_init(&c->fly, NULL, NULL);
     ps_ws_buf_init(&c->queue, NULL, NULL);
+    ps_ws_buf_init(&c->hs, NULL, NULL);
     c->parser_ready = 1;
     lua_pushvalue(L, -1);
     c->ref = luaL_ref(L, LUA_REGISTRYINDEX);            /* ud */
     return c;
 }
 
-/* Routed from ps_http_done: 1 when easy belongs to a WebSocket. */
-int ps_wsconn_curl_done(struct ps_loop *loop, void *easy, int result) {
-    char *priv = NULL;
-    curl_easy_getinfo((CURL *)easy, CURLINFO_PRIVATE, &priv);
-    if (!priv) return 0;
-    unsigned tag;
-    memcpy(&tag, priv, sizeof tag);
-    if (tag != PS_TAG_WSCONN) return 0;
-    ps_wsconn *c = (ps_wsconn *)(void *)priv;
+/* The loop's done() for a client connection's CONNECT_ONLY handle: the connection is up
+ * (or failed). The handle stays in the multi: removing it would close the connection. */
+static void curl_done(ps_curl_owner *owner, ps_loop *loop, CURL *easy, CURLcode result) {
+    (void)easy;
+    ps_wsconn *c = (ps_wsconn *)(void *)owner;
     lua_State *L = ps_loop_state(loop);
-    if (c->state != S_CONNECTING || !L) return 1;
+    if (c->state != S_CONNECTING || !L) return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);          /* anchor */
     if (result != CURLE_OK) {
         char msg[CURL_ERROR_SIZE + 64];
         snprintf(msg, sizeof msg, "connect failed: %s", c->errbuf[0] ? c->errbuf
-                                                       : curl_easy_strerror((CURLcode)result));
+                                                       : curl_easy_strerror(result));
         finish_str(c, L, 1, 1006, msg);
         lua_pop(L, 1);
-        return 1;
+        return;
     }
     curl_socket_t fd = CURL_SOCKET_BAD;
     curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd);
     if (fd == CURL_SOCKET_BAD) {
         finish_str(c, L, 1, 1006, "connect failed: no socket");
         lua_pop(L, 1);
-        return 1;
+        return;
     }
     c->fd = (int)fd;
     int one = 1;
@@ -452,12 +435,12 @@ int ps_wsconn_curl_done(struct ps_loop *loop, void *easy, int result) {
     if (!c->watch) {
         finish_str(c, L, 1, 1006, "cannot watch the socket");
         lua_pop(L, 1);
-        return 1;
+        return;
     }
     c->state = S_HANDSHAKE;                             /* handshake goes out this turn */
     if (flush(c) < 0) finish_str(c, L, 1, 1006, "send failed");
     lua_pop(L, 1);
-    return 1;
+    return;
 }
 
 static const char *opt_str(lua_State *L, int t, const char *k) {
@@ -485,6 +468,10 @@ static int l_ws_connect(lua_State *L) {
     const char *extra = opt_str(L, 1, "headers");
     double ctimeout = opt_num(L, 1, "connect_timeout", 10);
     double max_message = opt_num(L, 1, "max_message", 0);
+    size_t max_msg = 0;
+    luaL_argcheck(L, ctimeout >= 0, 1, "connect_timeout must be a non-negative number");
+    luaL_argcheck(L, ps_number_to_size(max_message, &max_msg) == 0, 1,
+                  "max_message must be a non-negative number");
 
     luaL_Buffer b;                                      /* ws:// -> http://, wss:// -> https:// */
     luaL_buffinit(L, &b);
@@ -524,7 +511,7 @@ static int l_ws_connect(lua_State *L) {
     if (!ok) return luaL_argerror(L, 1, "url must be a ws://, wss://, http:// or https:// URL");
     const char *hostport = lua_tostring(L, -2), *target = lua_tostring(L, -1);
 
-    ps_wsconn *c = new_conn(L, loop, PS_WS_CLIENT, 1, max_message > 0 ? (size_t)max_message : 0);
+    ps_wsconn *c = new_conn(L, loop, PS_WS_CLIENT, 1, max_msg);
     if (ps_ws_make_key(c->key) != 0) {
         finish_str(c, L, 0, 0, NULL);
         return luaL_error(L, "ws_connect: no randomness");
@@ -542,20 +529,13 @@ static int l_ws_connect(lua_State *L) {
         finish_str(c, L, 0, 0, NULL);
         return luaL_error(L, "ws_connect: cannot create a curl handle");
     }
+    c->owner.done = curl_done;
+    ps_easy_defaults(e, &c->owner, c->errbuf, cainfo, ctimeout);
     curl_easy_setopt(e, CURLOPT_URL, hurl);
     curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_SSL_ENABLE_ALPN, 0L);
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (cainfo) curl_easy_setopt(e, CURLOPT_CAINFO, cainfo);
     CURLMcode mc = curl_multi_add_handle(ps_loop_multi(loop), e);
     if (mc != CURLM_OK) {
         curl_easy_cleanup(e);
@@ -643,16 +623,20 @@ long ps_wsconn_prepare(struct ps_wsconn **list) {
         if (c->state == S_CLOSING && (due < 0 || c->close_deadline < due)) due = c->close_deadline;
     if (due < 0) return -1;
     double ms = (due - ps_monotime()) * 1000.0;
-    return ms <= 0 ? 0 : (long)ms + 1;
+    return ms <= 0 ? 0 : ps_secs_to_ms(ms / 1000.0) + 1;
 }
 
 /* Drops the connections of *list whose peer did not echo our close in time; on_close gets
  * the code we sent. */
 void ps_wsconn_expire(lua_State *L, struct ps_wsconn **list) {
     double now = ps_monotime();
-    for (ps_wsconn *c = *list, *next; c; c = next) {
-        next = c->next;
-        if (c->state != S_CLOSING || c->close_deadline > now) continue;
+    /* on_close may close (unlink) or let go of (free) any other connection, `next`
+     * included (issue 8 item 7): after each callback, scan again from the head. A finished
+     * connection has left the list, so this ends. */
+    for (;;) {
+        ps_wsconn *c = *list;
+        while (c && (c->state != S_CLOSING || c->close_deadline > now)) c = c->next;
+        if (!c) return;
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
         finish_str(c, L, 1, c->sent_code, "the peer did not answer the close");
         lua_pop(L, 1);
@@ -763,8 +747,7 @@ static int l_gc(lua_State *L) {
     c->parser_ready = 0;
     ps_ws_buf_free(&c->fly);
     ps_ws_buf_free(&c->queue);
-    free(c->hs);
-    c->hs = NULL;
+    ps_ws_buf_free(&c->hs);
     return 0;
 }
 
