@@ -337,8 +337,8 @@ static int l_result(lua_State *L) {
  * lua/polysim/sse.lua) read while the transfer runs; max_size then bounds what is unread. */
 static int l_take(lua_State *L) {
     ps_transfer *t = check_transfer(L, 1);
-    lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.n);
-    t->body.n = 0;
+    lua_pushlstring(L, t->body.data ? (const char *)t->body.data : "", t->body.len);
+    t->body.len = 0;
     long status = 0;
     if (t->easy) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
