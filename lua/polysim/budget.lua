@@ -12,7 +12,8 @@
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 
-local coroutine, debug, error, string_format = coroutine, debug, error, string.format
+local coroutine, debug, error, pairs, setmetatable, string_format, type =
+  coroutine, debug, error, pairs, setmetatable, string.format, type
 local monotime, task_of = core.monotime, ploop.task_of
 
 local _M = { HOOK_COUNT = 1000 } -- VM instructions between budget checks
@@ -25,6 +26,11 @@ function _M.register(source) sources[source] = true end
 function _M.is_strategy(source) return sources[source] == true end
 
 local getinfo, sethook, running = debug.getinfo, debug.sethook, coroutine.running
+
+-- Coroutines a strategy made itself (coroutine.create/wrap in its environment) -> the task
+-- that last resumed them: their time counts against that task's budget.
+local owners = setmetatable({}, { __mode = "k" })
+_M.owners = owners
 
 local hook
 
@@ -44,11 +50,30 @@ local function interrupt(task, level)
   task.expired = msg
   if task.on_expire then task.on_expire(task) end
   sethook(hook, "", 1)
+  -- the coroutines between here and the task (the strategy's own) raise at their next line too
+  local co, seen = running(), 0
+  while owners[co] and seen < 100 do
+    co, seen = owners[co], seen + 1
+    sethook(co, hook, "", 1)
+  end
   error(msg, 0)
 end
 
+local function task_here(co)
+  co = co or running()
+  local task = task_of(co)
+  if task then return task end
+  local seen = 0
+  while not task and owners[co] and seen < 100 do
+    co, seen = owners[co], seen + 1
+    task = task_of(co)
+  end
+  return task
+end
+_M.task_here = task_here
+
 function hook(event)
-  local task = task_of(running())
+  local task = task_here()
   if not task or not task.budget then return end
   local msg = task.expired
   if msg then
@@ -69,6 +94,36 @@ end
 -- setup for ploop.spawn_task: the hook on a budgeted task's coroutine.
 function _M.install(task)
   if task.budget then sethook(task.co, hook, "", _M.HOOK_COUNT) end
+end
+
+-- The coroutine library of a strategy's environment: what it creates carries the budget
+-- hook, and its time counts against the task that resumes it.
+function _M.coroutine_lib()
+  local lib = {}
+  for k, v in pairs(coroutine) do lib[k] = v end
+  local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
+  local function arm(co)
+    if type(co) == "thread" then sethook(co, hook, "", _M.HOOK_COUNT) end
+    return co
+  end
+  lib.create = function(fn) return arm(create(fn)) end
+  local function own_resume(co, ...)
+    if type(co) == "thread" and status(co) == "suspended" then owners[co] = running() end
+    return resume(co, ...)
+  end
+  lib.resume = own_resume
+  lib.wrap = function(fn)
+    local co = arm(create(fn))
+    local function pass(ok, ...)
+      if not ok then
+        local err = ...
+        error(err, 0)
+      end
+      return ...
+    end
+    return function(...) return pass(own_resume(co, ...)) end
+  end
+  return lib
 end
 
 -- Whether the running code is inside a task whose budget interrupted it.

@@ -8,7 +8,10 @@
 local budget = require "polysim.budget"
 local ploop = require "polysim.loop"
 
-local debug, rawget, tostring, type, xpcall = debug, rawget, tostring, type, xpcall
+local core = require "polysim.core"
+
+local debug, pairs, rawget, tostring, type, xpcall = debug, pairs, rawget, tostring, type, xpcall
+local string_format, monotime = string.format, core.monotime
 
 local _M = {}
 
@@ -20,6 +23,52 @@ local function handler(e)
   return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
 end
 _M.handler = handler
+
+-- Error folding (issue 11): the first failure of a kind is reported in full (message and
+-- traceback); identical repeats within FOLD_WINDOW seconds are counted, and reported as one
+-- line "same error ×N in the last 10 s" when the window closes.
+_M.FOLD_WINDOW = 10
+
+local function flush_fold(rt, key)
+  local f = rt._folds and rt._folds[key]
+  if not f then return end
+  rt._folds[key] = nil
+  if f.timer then ploop.cancel(f.timer) end
+  if f.n > 0 then
+    rt:_log("error", rt.name, string_format("%s failed: same error \u{d7}%d in the last %g s (%s)",
+      f.label, f.n, _M.FOLD_WINDOW, f.first_line))
+  end
+end
+_M.flush_folds = function(rt)
+  for key in pairs(rt._folds or {}) do flush_fold(rt, key) end
+end
+
+local function report(rt, rec)
+  local text = tostring(rec.result)
+  local label = tostring(rec.label)
+  local key = label .. "\0" .. text
+  local folds = rt._folds
+  if not folds then
+    folds = {}
+    rt._folds = folds
+  end
+  local f = folds[key]
+  local now = monotime()
+  if f and now - f.since < _M.FOLD_WINDOW then
+    f.n = f.n + 1
+    rt.stats.errors = rt.stats.errors + 1
+    rt.last_error = text
+    return
+  end
+  if f then flush_fold(rt, key) end
+  f = { since = now, n = 0, label = label, first_line = text:match("^[^\n]*") }
+  folds[key] = f
+  f.timer = ploop.timer(_M.FOLD_WINDOW, function()
+    f.timer = nil
+    if folds[key] == f then flush_fold(rt, key) end
+  end)
+  rt:_callback_failed(rec)
+end
 
 local function complete(rec)
   if rec.finished then return end
@@ -33,7 +82,7 @@ local function complete(rec)
       wake()
     end
   end
-  if rec.ok == false and not rec.quiet then rt:_callback_failed(rec) end
+  if rec.ok == false and not rec.quiet then report(rt, rec) end
   local done = rec.on_done
   if done and rec.async then
     rec.on_done = nil

@@ -6,8 +6,14 @@
 --   ver.mod, ver.env, ver.files (the files it loaded: what to watch), ver.budget, ver.conflate
 local budget = require "polysim.budget"
 
-local error, ipairs, loadfile, pairs, pcall, require, setmetatable, type =
-  error, ipairs, loadfile, pairs, pcall, require, setmetatable, type
+local output = require "polysim.output"
+local finalizer = require "polysim.finalizer"
+
+local assert, collectgarbage, debug, error, getmetatable, ipairs, load, loadfile, os, package, pairs, pcall,
+  rawget, rawset, require, setmetatable, tostring, type =
+  assert, collectgarbage, debug, error, getmetatable, ipairs, load, loadfile, os, package, pairs, pcall,
+  rawget, rawset, require, setmetatable, tostring, type
+local _G = _G
 
 local _M = {}
 
@@ -44,17 +50,88 @@ local function load_strategy_file(path, env)
   return chunk
 end
 
--- The environment of one version.
+-- The environment of one version: its own copies of the standard libraries (so
+-- `math.floor = nil` or `string.format = f` change the strategy's copy, never the host's),
+-- a `require` that serves those copies and the strategy's own modules, `os.exit` that stops
+-- the strategy instead of the process, a safe `debug` (no sethook: the budget's hook stays),
+-- coroutines that stay under the budget, finalizers that run as budgeted tasks later, and
+-- print/io.write/io.stderr:write going through the runtime's logger (so redacted).
+-- What stays shared: package.loaded entries other than the libraries, the string metatable (`("x"):upper()` uses the real string table, which
+-- the strategy cannot reach: getmetatable("") answers a copy), the polysim modules it
+-- requires (polysim, polysim.decimal...), and the values a ctx hands it.
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local BASE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
+               "rawset", "select", "tonumber", "tostring", "type", "xpcall", "_VERSION", "warn" }
+local LIBS = { "string", "math", "table", "utf8" }
+
+-- os.exit raises a clear error in the strategy (its callback fails and is reported; the
+-- host goes on); ctx:stop() is how a strategy ends itself.
+local function exit_fn()
+  return function(code)
+    error("os.exit is not available to a strategy (called with " .. tostring(code) .. "): use ctx:stop()", 2)
+  end
+end
+
 local function new_env(ver, dir)
-  local loaded = {}
-  local env = setmetatable({}, { __index = _G })
+  -- package.loaded: the version's own library copies and its own modules; other names read
+  -- and write through to the host's (what the C embedding example's probe relies on; the
+  -- host's own modules hold their libraries in locals, so this cannot reach them).
+  local loaded = setmetatable({}, { __index = package.loaded, __newindex = package.loaded })
+  local env = {}
+  for _, k in ipairs(BASE) do env[k] = _G[k] end
+  for _, k in ipairs(LIBS) do env[k] = copy(_G[k]) end
   env._G = env
-  env.os = setmetatable({
-    exit = function() error("os.exit is not available to a strategy: use ctx:stop()", 2) end,
-  }, { __index = os })
+  local os_copy = copy(os)
+  os_copy.exit = exit_fn(ver)
+  os_copy.setlocale = nil
+  env.os = os_copy
+  env.coroutine = budget.coroutine_lib()
+  env.debug = { traceback = debug.traceback, getinfo = debug.getinfo,
+                sethook = function() error("debug.sethook is not available to a strategy", 2) end,
+                gethook = function() return nil end }
+  output.install(env, ver)
+  local string_mt = { __index = env.string }
+  env.getmetatable = function(v)
+    if type(v) == "string" then return string_mt end
+    return getmetatable(v)
+  end
+  env.setmetatable = function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then finalizer.guard(ver, mt) end
+    return setmetatable(t, mt)
+  end
+  env.collectgarbage = function(opt, ...)
+    if opt == nil or opt == "collect" or opt == "count" or opt == "step" or opt == "isrunning" then
+      return collectgarbage(opt, ...)
+    end
+    error("collectgarbage('" .. tostring(opt) .. "') is not available to a strategy", 2)
+  end
+  env.load = function(chunk, name, mode, e)
+    if e == nil then e = env end
+    return load(chunk, name, mode == "b" and "t" or mode or "t", e)
+  end
+  env.loadfile = function(p, _, e)
+    if e == nil then e = env end
+    return loadfile(p, "t", e)
+  end
+  env.dofile = function(p)
+    local chunk = assert(loadfile(p, "t", env))
+    return chunk()
+  end
+  local own = { string = env.string, math = env.math, table = env.table, utf8 = env.utf8, os = env.os,
+                io = env.io, coroutine = env.coroutine, debug = env.debug, _G = env }
+  local package_copy = { loaded = loaded, path = package.path, cpath = "", config = package.config,
+                         preload = {} }
+  own.package = package_copy
+  env.package = package_copy
+  for k, v in pairs(own) do rawset(loaded, k, v) end
   env.require = function(name)
     if type(name) ~= "string" then return require(name) end
-    local have = loaded[name]
+    local have = rawget(loaded, name)
     if have == LOADING then error("circular require of '" .. name .. "'", 2) end
     if have ~= nil then return have end
     local rel = name:gsub("%.", "/")
@@ -62,14 +139,14 @@ local function new_env(ver, dir)
       if exists(cand) then
         ver.files[#ver.files + 1] = cand
         local chunk = load_strategy_file(cand, env)
-        loaded[name] = LOADING
+        rawset(loaded, name, LOADING)
         local ok, res = pcall(chunk, name, cand)
         if not ok then
-          loaded[name] = nil
+          rawset(loaded, name, nil)
           error(res, 0)
         end
         if res == nil then res = true end
-        loaded[name] = res
+        rawset(loaded, name, res)
         return res
       end
     end
