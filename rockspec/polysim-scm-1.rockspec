@@ -93,5 +93,7 @@ build = {
     ["polysim.ui"] = "lua/polysim/ui/init.lua",
     ["polysim.ui.js"] = "lua/polysim/ui/js.lua",
   },
+  -- cli (issue 11): the rock installs the `polysim` command (a Lua launcher of polysim.cli).
+  install = { bin = { polysim = "bin/polysim" } },
 }
 test = { type = "command", command = "make test" }

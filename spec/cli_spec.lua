@@ -72,3 +72,23 @@ describe("polysim run: local unless --live", function()
     assert.is_nil(text:find(KEY, 1, true), "the key leaked")
   end)
 end)
+
+describe("strategy fields", function()
+  it("a misspelt field (cancel_on_stp) is reported with the nearest known name", function()
+    local path = os.tmpname() .. ".lua"
+    local f = assert(io.open(path, "w"))
+    f:write("return { cancel_on_stp = true, on_pricee = function() end, threshold = 3 }\n")
+    f:close()
+    local lines = {}
+    local host = require "polysim.host"
+    local h = assert(host.new { hot_reload = false, status = false,
+      log_sink = function(line) lines[#lines + 1] = line end })
+    assert(h:load(path))
+    h:close()
+    os.remove(path)
+    local text = table.concat(lines, "\n")
+    assert.matches("unknown field 'cancel_on_stp' %(did you mean 'cancel_on_stop'%?%)", text)
+    assert.matches("unknown field 'on_pricee' %(did you mean 'on_price'%?%)", text)
+    assert.is_nil(text:find("threshold", 1, true), "a field far from every name is the strategy's own")
+  end)
+end)
