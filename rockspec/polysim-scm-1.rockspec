@@ -105,5 +105,7 @@ build = {
     ["polysim.ui.js"] = "lua/polysim/ui/js.lua",
     ["polysim.updown"] = "lua/polysim/updown.lua",
   },
+  -- cli (issue 11): the rock installs the `polysim` command (a Lua launcher of polysim.cli).
+  install = { bin = { polysim = "bin/polysim" } },
 }
 test = { type = "command", command = "make test" }

@@ -54,6 +54,8 @@ for _, f in ipairs(lua_files) do
   w(string.format('    ["%s"] = "%s",', mod, f))
 end
 w([[  },
+  -- cli (issue 11): the rock installs the `polysim` command (a Lua launcher of polysim.cli).
+  install = { bin = { polysim = "bin/polysim" } },
 }
 test = { type = "command", command = "make test" }]])
 io.write(table.concat(out, "\n"), "\n")

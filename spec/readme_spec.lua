@@ -33,12 +33,16 @@ describe("README", function()
       line=$(head -n1 %s.srv)
       url=$(echo "$line" | sed 's/.*"base_url":"\([^"]*\)".*/\1/')
       key=$(echo "$line" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
-      POLYSIM_BASE_URL=$url POLYSIM_API_KEY=$key lua5.4 %s; kill $pid]], EXE, script, script, script, script))
+      POLYSIM_LOCAL_URL=$url POLYSIM_LOCAL_KEY=$key lua5.4 %s; kill $pid]], EXE, script, script, script, script))
     os.remove(script)
     os.remove(script .. ".srv")
     assert.matches("rc=0", out)
     assert.is_nil(out:find("polysim: ", 1, true), out) -- no error object printed
     assert.matches("FILLED", out)
+    -- what it prints means something (issue 11): no table addresses, no nil fields, prices
+    assert.is_nil(out:find("table: 0x", 1, true), out)
+    assert.is_nil(out:find("%f[%w]nil%f[%W]"), out)
+    assert.matches("Yes 0%.%d+%s+No 0%.%d+", out)
   end)
 
   it("the Up/Down example runs against a local exchange", function()

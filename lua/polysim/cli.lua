@@ -11,10 +11,32 @@ usage: polysim <command> [options]
       Run the local exchange. The first line on stdout is a JSON object with base_url,
       api_key and bootstrap_token; logs go to stderr. --port 0 picks a free port.
       --tick 0 freezes prices; --unlimited turns rate limits off (benchmarks).
-  polysim run STRATEGY.lua [--base-url URL] [--duration SECONDS]
-      Run a strategy. Without POLYSIM_API_KEY it trades against a local exchange started
-      in the same process; with it, against the real API (or --base-url).
+  polysim run STRATEGY.lua [--live] [--base-url URL] [--duration SECONDS] [--seed S]
+                [--tick SECONDS] [--budget SECONDS] [--no-reload] [--quiet]
+      Run a strategy. By default it trades against a local exchange started in the same
+      process, whatever POLYSIM_API_KEY says. Orders go to the real API only with --live
+      (key from POLYSIM_API_KEY) or to the server you name with --base-url; a LIVE banner
+      says so before the first order. `polysim run --help` explains every flag.
   polysim version
+  polysim help | --help | -h       this text; `polysim COMMAND --help` for one command
+]]
+
+local SERVE_USAGE = [[
+usage: polysim serve [options]
+
+  Runs the local exchange (a simulated PolySimulator API) until SIGINT/SIGTERM.
+  The first line on stdout is a JSON object with base_url, api_key and bootstrap_token;
+  logs go to stderr. Point a client at it with both:
+    polysim.new{ base_url = <base_url>, api_key = <api_key> }
+  (do not export that key as POLYSIM_API_KEY: that variable is for the real service).
+
+  --host ADDR        address to bind (default 127.0.0.1; anything else is reachable by others)
+  --port N           port (default 8000; 0 picks a free one)
+  --seed S           seed of the generated markets (default 1)
+  --markets FILE     JSON file of markets instead of generated ones
+  --tick SECONDS     how often prices move (default 0.5; 0 freezes them)
+  --unlimited        no rate limits (benchmarks)
+  -h, --help         this text
 ]]
 
 local function die(msg)
@@ -92,6 +114,10 @@ function _M.serve(args)
   local opts, pos = parse(args, 2, { host = "string", port = "number", seed = "number",
     markets = "string", tick = "number", unlimited = "flag" })
   if not opts then return die(pos) end
+  if opts.help then
+    io.stdout:write(SERVE_USAGE)
+    return 0
+  end
   if #pos > 0 then return die("serve takes no positional arguments") end
   local markets
   if opts.markets then
@@ -139,9 +165,18 @@ end
 function _M.main(args)
   local cmd = args[1]
   if cmd == "serve" then return _M.serve(args)
-  elseif cmd == "exec" then return _M.exec(args)
+  elseif cmd == "exec" then
+    if args[2] == "--help" or args[2] == "-h" then
+      io.stdout:write("usage: polysim exec SCRIPT [ARGS]\n  Runs a Lua file in this interpreter, as `lua5.4 SCRIPT` would.\n")
+      return 0
+    end
+    return _M.exec(args)
   elseif cmd == "run" then return require("polysim.host").main(args)
   elseif cmd == "version" or cmd == "--version" then
+    if args[2] == "--help" or args[2] == "-h" then
+      io.stdout:write("usage: polysim version\n  Prints the version and the libcurl it uses.\n")
+      return 0
+    end
     print("polysim " .. core.VERSION .. " (" .. core.curl_version .. ")")
     return 0
   elseif cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then

@@ -6,8 +6,9 @@
 --   while not h:done() do h:step(0.1) end      -- or poll h:fd() / h:timeout() yourself
 --   h:close()
 --
--- Without an API key (option api_key or POLYSIM_API_KEY) and without a base URL, the host
--- starts the local exchange in this process, on the same loop, and trades against it.
+-- Without live = true and without a base URL, the host starts the local exchange in this
+-- process, on the same loop, and trades against it (POLYSIM_API_KEY alone never selects the
+-- real service).
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local strategy = require "polysim.strategy"
@@ -40,8 +41,10 @@ usage: polysim run STRATEGY.lua [STRATEGY.lua ...] [options]
   Several files run side by side in one host, each with its own context, state, orders,
   P&L line and reloads; one strategy's error or reload touches no other.
 
-  --base-url URL      trade against this server (default: the real API when POLYSIM_API_KEY
-                      is set, otherwise a local exchange started in this process)
+  --live              trade on the real API (key from POLYSIM_API_KEY); without --live or
+                      --base-url the strategy trades on a local exchange started in this
+                      process, even when POLYSIM_API_KEY is set
+  --base-url URL      trade against this server (key from POLYSIM_API_KEY)
   --duration SECONDS  stop after this long (default: until SIGINT/SIGTERM)
   --seed S            seed of the local exchange's markets (default 1)
   --tick SECONDS      how often the local exchange moves prices (default 0.5)
@@ -92,12 +95,12 @@ end
 _M.methods = Host
 
 local NEW_OPTIONS = {
-  api_key = true, base_url = true, local_exchange = true, seed = true, tick = true, budget = true,
+  api_key = true, base_url = true, live = true, local_exchange = true, seed = true, tick = true, budget = true,
   hot_reload = true, log_sink = true, status = true, status_interval = true, debounce = true,
   log_level = true,
 }
 
--- new{ api_key =, base_url =, local_exchange = "auto" | true | false, seed = 1, tick = 0.5,
+-- new{ api_key =, base_url =, live = false, local_exchange = "auto" | true | false, seed = 1, tick = 0.5,
 --      budget = 0.5 | false, hot_reload = true, log_sink = fn(line, level),
 --      status = "tty" | "plain" | false, status_interval = seconds, debounce = seconds }
 -- -> host | nil, err
@@ -112,7 +115,9 @@ function _M.new(opts)
   local base_url = opts.base_url
   if base_url == "" then base_url = nil end
   local want_local = opts.local_exchange
-  if want_local == nil or want_local == "auto" then want_local = not api_key and not base_url end
+  -- cli (issue 11): the real service is an explicit choice (live = true or a base_url), never
+  -- implied by POLYSIM_API_KEY alone.
+  if want_local == nil or want_local == "auto" then want_local = not base_url and not opts.live end
   local self = setmetatable({
     opts = opts, srv = nil, client = nil, rt = nil, rts = {}, watcher = nil, watchers = {}, base_url = nil,
     api_key = api_key, sink = nil, status_mode = opts.status, status_text = nil,
@@ -131,7 +136,7 @@ function _M.new(opts)
       -- tick 0 (or false) freezes prices, like `polysim serve --tick 0`
       port = 0, seed = math.tointeger(opts.seed) or 1,
       tick = (opts.tick == nil and 0.5) or (type(opts.tick) == "number" and opts.tick > 0 and opts.tick) or false,
-      api_key = api_key,
+      api_key = opts.api_key,
     })
     if not ok then err, srv = srv, nil end
     if not srv then return nil, "cannot start the local exchange: " .. tostring(err) end
@@ -413,7 +418,7 @@ end
 -- polysim run
 
 local SPEC = { ["base-url"] = "string", duration = "number", seed = "number", tick = "number",
-               budget = "number", ["no-reload"] = "flag", quiet = "flag" }
+               budget = "number", ["no-reload"] = "flag", quiet = "flag", live = "flag" }
 
 local function parse(args)
   return require("polysim.cli").parse_options(args, 2, SPEC)
@@ -439,8 +444,11 @@ function _M.main(args)
     f:close()
   end
   local path = table.concat(pos, ", ")
+  if opts.live and (os.getenv "POLYSIM_API_KEY" or "") == "" then
+    return die("--live needs the real service's key in POLYSIM_API_KEY")
+  end
   local h, err = _M.new {
-    base_url = opts["base-url"], seed = opts.seed, tick = opts.tick, budget = opts.budget,
+    base_url = opts["base-url"], live = opts.live or nil, seed = opts.seed, tick = opts.tick, budget = opts.budget,
     hot_reload = not opts["no-reload"], status = (opts.quiet and false) or nil,
   }
   if not h then
@@ -448,10 +456,10 @@ function _M.main(args)
     return 1
   end
   if h.srv then
-    h.log.info(string_format("local exchange at %s (seed %d); set POLYSIM_API_KEY to trade on %s",
-      h.base_url, math.tointeger(opts.seed) or 1, "the real API"))
+    h.log.info(string_format("local exchange at %s (seed %d); --live trades on the real API",
+      h.base_url, math.tointeger(opts.seed) or 1))
   else
-    h.log.info("trading against " .. h.base_url)
+    h.log.warn("LIVE: orders from this strategy go to " .. h.base_url .. ", not a local exchange")
   end
   require("polysim.cli").watch_signals(function(name) h.stop_reason = h.stop_reason or ("SIG" .. name) end)
   for _, p in ipairs(pos) do

@@ -21,6 +21,15 @@ _M.CALLBACKS = { on_start = true, on_price = true, on_fill = true, on_reload = t
                  on_spot = true, on_window = true } -- on_spot, on_window: the host engineer (issue 9)
 _M.FIELDS = { name = "string", cancel_on_stop = "boolean", conflate = "boolean", budget = "number" }
 local CALLBACKS, FIELDS = _M.CALLBACKS, _M.FIELDS
+local known_names
+local function KNOWN_NAMES()
+  if not known_names then
+    known_names = {}
+    for k in pairs(CALLBACKS) do known_names[#known_names + 1] = k end
+    for k in pairs(FIELDS) do known_names[#known_names + 1] = k end
+  end
+  return known_names
+end
 
 local LOADING = setmetatable({}, { __tostring = function() return "(loading)" end })
 
@@ -175,9 +184,15 @@ function _M.compile(path, opts)
       if type(v) ~= want and not (k == "budget" and v == false) then
         plain_error(path .. ": " .. k .. " must be a " .. want)
       end
-    elseif type(k) == "string" and k:match("^on_") and opts.warn then
-      opts.warn(path .. ": unknown callback '" .. k ..
-        "' (the runtime calls on_start, on_price, on_fill, on_spot, on_window, on_reload, on_stop)")
+    elseif type(k) == "string" and opts.warn then
+      -- cli (issue 11): a misspelt field (cancel_on_stp) is named with the nearest known one.
+      local near = require("polysim.opts").suggest(k, KNOWN_NAMES())
+      if near then
+        opts.warn(path .. ": unknown field '" .. k .. "' (did you mean '" .. near .. "'?)")
+      elseif k:match("^on_") then
+        opts.warn(path .. ": unknown callback '" .. k ..
+          "' (the runtime calls on_start, on_price, on_fill, on_spot, on_window, on_reload, on_stop)")
+      end
     end
   end
   if mod.budget ~= nil and mod.budget ~= false and mod.budget <= 0 then
