@@ -232,6 +232,20 @@ describe("polysim backtest", function()
     assert.equal(kinds.price, res.events)
   end)
 
+  it("polysim run takes --param (ctx.params) and writes the same report at stop with --report", function()
+    local p = tmp .. "/p.lua"
+    write(p, [[return { on_start = function(ctx) ctx.log.info("PARAM n=%s", tostring(ctx.params.n)) end }]])
+    local dir = tmp .. "/runrep"
+    local out, code = sh("env -u POLYSIM_API_KEY " .. EXE .. " run " .. p ..
+      " --param n=42 --duration 1 --quiet --no-reload --report " .. dir)
+    assert.equal(0, code, out)
+    assert.truthy(out:find("PARAM n=42", 1, true), out)
+    local summary = core.json_decode(assert(slurp(dir .. "/report.json")))
+    assert.equal("42", summary.params.n)
+    assert.truthy(slurp(dir .. "/equity.csv"):find("^time,equity"))
+    assert.is_not_nil(slurp(dir .. "/report.html"))
+  end)
+
   describe("report.html in a browser", function()
     local b, why
     setup(function() b, why = browser.start() end)

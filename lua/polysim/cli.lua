@@ -140,7 +140,9 @@ function _M.main(args)
   local cmd = args[1]
   if cmd == "serve" then return _M.serve(args)
   elseif cmd == "exec" then return _M.exec(args)
-  elseif cmd == "run" then return require("polysim.host").main(args)
+  elseif cmd == "run" then return require("polysim.backtest.run").main(args) -- --param/--report, then host
+  elseif cmd == "backtest" then return require("polysim.backtest").main(args)
+  elseif cmd == "record" then return require("polysim.backtest.record").main(args)
   elseif cmd == "version" or cmd == "--version" then
     print("polysim " .. core.VERSION .. " (" .. core.curl_version .. ")")
     return 0
