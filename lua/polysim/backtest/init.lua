@@ -61,7 +61,30 @@ local function apply_price(ex, msg)
       if m.binary then m.outcomes[2].price = fixed.P - p end
     end
   end
-  if not m.recorded_books then markets.rebuild_books(m, ex.U.book_rng) end
+  -- books follow the price only where none was recorded: rebuilt lazily, when the next
+  -- request or match needs them (the same draws in the same order: still deterministic)
+  if not m.recorded_books and not m.dirty then
+    m.dirty = true
+    local d = ex.dirty
+    d[#d + 1] = m
+  end
+end
+
+local function clean(ex)
+  local d = ex.dirty
+  if #d == 0 then return end
+  for i = 1, #d do
+    local m = d[i]
+    d[i] = nil
+    m.dirty = nil
+    markets.rebuild_books(m, ex.U.book_rng)
+  end
+end
+
+local function match(ex, t)
+  if #ex.O.rmarkets == 0 then return end
+  clean(ex)
+  orders.match(ex, t)
 end
 
 local function apply_book(ex, rec, path, n)
@@ -112,6 +135,7 @@ function _M.run(o)
   local ex, xerr = exchange.new { seed = o.seed or 1, clock = clock.now, markets = { markets = specs, generate = 0 },
     tiers = tiers, bootstrap_plan = tier }
   if not ex then error("recorded markets: " .. tostring(xerr), 0) end
+  ex.dirty = {}
   -- the account trades on the requested tier
   local user = ex.K.users[ex.user_id]
   if user and tier ~= "pro" then
@@ -123,7 +147,8 @@ function _M.run(o)
   local polysim = require "polysim"
   local latency = (o.latency_ms or 0) / 1000
   local orders_seen = {}
-  local client = polysim.new { transport = transport.new(ex, { latency = latency, clock = clock, orders = orders_seen }),
+  local client = polysim.new { transport = transport.new(ex, { latency = latency, clock = clock, orders = orders_seen,
+    before = function() clean(ex) end }),
     api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
   -- what the report needs
   local trades, equity = {}, {}
@@ -166,12 +191,12 @@ function _M.run(o)
     local kind = rec.type
     if kind == "price" then
       apply_price(ex, rec.msg)
-      orders.match(ex, t)
+      match(ex, t)
       events = events + 1
       rt:deliver(rec.msg)
     elseif kind == "book" then
       apply_book(ex, rec, path, n)
-      orders.match(ex, t)
+      match(ex, t)
     elseif kind == "market" then
       data.fail(path, n, "market records must come before the first event")
     end

@@ -30,6 +30,7 @@ function _M.new(ex, opts)
       local v, err = core.json_decode(body)
       if err then req.json_error = err else req.json = v end
     end
+    if opts.before then opts.before() end
     local resp = ex:handle(req)
     local rbody = resp.body
     if is_order and seen and req.json then
