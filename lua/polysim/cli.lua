@@ -167,11 +167,15 @@ function _M.main(args)
   if cmd == "serve" then return _M.serve(args)
   elseif cmd == "exec" then
     if args[2] == "--help" or args[2] == "-h" then
-      io.stdout:write("usage: polysim exec SCRIPT [ARGS]\n  Runs a Lua file in this interpreter, as `lua5.4 SCRIPT` would.\n")
+      io.stdout:write("usage: polysim exec SCRIPT [ARGS]
+  Runs a Lua file in this interpreter, as `lua5.4 SCRIPT` would.
+")
       return 0
     end
     return _M.exec(args)
-  elseif cmd == "run" then return require("polysim.host").main(args)
+  elseif cmd == "run" then return require("polysim.backtest.run").main(args) -- --param/--report, then host
+  elseif cmd == "backtest" then return require("polysim.backtest").main(args)
+  elseif cmd == "record" then return require("polysim.backtest.record").main(args)
   elseif cmd == "version" or cmd == "--version" then
     if args[2] == "--help" or args[2] == "-h" then
       io.stdout:write("usage: polysim version\n  Prints the version and the libcurl it uses.\n")

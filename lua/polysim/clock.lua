@@ -59,4 +59,68 @@ function _M.check(c, fname)
   return c
 end
 
+-- A simulated clock for backtests: time moves only when advance(t) is called, which runs
+-- every timer due up to t in time order (ties: the order they were armed), so nothing
+-- really sleeps and a run is deterministic. sim(t0) -> clock with now, monotime, after,
+-- sleep (from check), advance(t), next_due() -> time of the next timer or nil.
+local SimHandle = {}
+local sim_handle_mt = { __name = "polysim.SimTimer", __index = SimHandle }
+function SimHandle:cancel() self.fn = nil end
+
+function _M.sim(t0)
+  local now, seq = t0 or 0, 0
+  local heap = {} -- binary heap of handles by (at, seq)
+  local function less(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
+  local function push(h)
+    local i = #heap + 1
+    heap[i] = h
+    while i > 1 do
+      local p = i // 2
+      if less(heap[i], heap[p]) then heap[i], heap[p] = heap[p], heap[i]; i = p else break end
+    end
+  end
+  local function pop()
+    local top, n = heap[1], #heap
+    heap[1] = heap[n]
+    heap[n] = nil
+    n = n - 1
+    local i = 1
+    while true do
+      local l, r, m = 2 * i, 2 * i + 1, i
+      if l <= n and less(heap[l], heap[m]) then m = l end
+      if r <= n and less(heap[r], heap[m]) then m = r end
+      if m == i then break end
+      heap[i], heap[m] = heap[m], heap[i]
+      i = m
+    end
+    return top
+  end
+  local c = {}
+  function c.now() return now end
+  function c.monotime() return now end
+  function c.after(seconds, fn)
+    seq = seq + 1
+    local h = setmetatable({ at = now + seconds, seq = seq, fn = fn }, sim_handle_mt)
+    push(h)
+    return h
+  end
+  function c.next_due()
+    while heap[1] and not heap[1].fn do pop() end
+    return heap[1] and heap[1].at
+  end
+  function c.advance(t)
+    while true do
+      local at = c.next_due()
+      if not at or at > t then break end
+      local h = pop()
+      if at > now then now = at end
+      local fn = h.fn
+      h.fn = nil
+      fn()
+    end
+    if t > now then now = t end
+  end
+  return _M.check(c, "clock.sim")
+end
+
 return _M

@@ -383,7 +383,7 @@ function _M.new(opts)
     name_given = opts.name ~= nil,
     budget = budget,
     clock = clock_mod.check(opts.clock, "strategy.new"),
-    params = opts.params or {},
+    params = opts.params or _M.default_params or {}, -- default_params: `polysim run --param`
     feed_opt = opts.feed,
     feed = nil,
     out = out,
@@ -419,6 +419,7 @@ function _M.new(opts)
   self.fq = new_queue(self, "on_fill")
   self.wq = new_queue(self, "on_window")
   self.log = self:logger("polysim")
+  if _M.on_new then _M.on_new(self) end -- `polysim run --report` observes the runtime
   return self
 end
 

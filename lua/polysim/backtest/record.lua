@@ -1,0 +1,182 @@
+-- polysim record: writes what a strategy would have seen into a recording (the format is in
+-- polysim.backtest.data and the README): the markets' metadata at start, every price message
+-- of the chosen markets from the WebSocket stream with its receive time, and every --books
+-- seconds each market's order book. Each record is written and flushed as one line, so an
+-- interruption leaves every complete line readable.
+--
+--   polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S] -o FILE
+--   polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
+-- Without POLYSIM_API_KEY and --base-url it records a local exchange started in this process.
+local core = require "polysim.core"
+local ploop = require "polysim.loop"
+local log = require "polysim.log"
+
+local _M = {}
+
+local USAGE = [[
+usage: polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S] -o FILE
+       polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
+  Records price messages (with receive time), order books every --books seconds (default 5)
+  and the markets' metadata into FILE (JSON Lines, appended; see the README).
+]]
+
+local function die(msg)
+  io.stderr:write("polysim record: ", msg, "\n")
+  return 2
+end
+
+local function writer(path)
+  local f, err = io.open(path, "ab")
+  if not f then return nil, err end
+  local enc = core.json_encode
+  return function(rec)
+    f:write(enc(rec, { sort_keys = true }), "\n")
+    f:flush()
+  end, f
+end
+
+local function levels(list)
+  local out = core.array {}
+  for i, lv in ipairs(type(list) == "table" and list or {}) do out[i] = { lv.price or lv[1], lv.size or lv[2] } end
+  return out
+end
+
+local function book_record(client, m, now)
+  local books = {}
+  for _, label in ipairs(m.outcomes or {}) do
+    local b = client:book(m.condition_id, { outcome = label })
+    if b then books[label] = { bids = levels(b.bids), asks = levels(b.asks) } end
+  end
+  return { type = "book", t = now(), market_id = m.condition_id, books = books }
+end
+
+local function choose(client, o)
+  local list = {}
+  if o.markets then
+    for id in o.markets:gmatch("[^,]+") do
+      local m, err = client:market(id)
+      if not m then return nil, "market " .. id .. ": " .. tostring(err) end
+      list[#list + 1] = m
+    end
+    return list
+  end
+  local want = math.tointeger(o.hot) or 5
+  for m in client:markets { limit = 50 } do
+    if not m.closed and m.live_price ~= core.null then
+      local d = client:market(m.condition_id)
+      if d then list[#list + 1] = d end
+    end
+    if #list >= want then break end
+  end
+  return list
+end
+
+local function from_candles(client, o, write)
+  local days = o.days or 1
+  local interval = days <= 1 and "1d" or days <= 7 and "1w" or "max"
+  local ms = {}
+  for _, m in ipairs(assert(choose(client, o))) do
+    ms[#ms + 1] = m
+  end
+  local events = {}
+  for _, m in ipairs(ms) do
+    local cs, err = client:candles(m.condition_id, { interval = interval })
+    if not cs then return nil, "candles of " .. m.condition_id .. ": " .. tostring(err) end
+    for _, c in ipairs(cs.candles or cs) do
+      local t = tonumber(c.t) or require("polysim.exchange.markets").parse_time(c.t)
+      local p = tonumber(c.c or c.close)
+      if t and p then
+        local q = string.format("%.4f", p)
+        events[#events + 1] = { t = t, id = m.condition_id, msg = { type = "price", market_id = m.condition_id,
+          buy = q, sell = string.format("%.4f", 1 - p), source = "candles",
+          outcomes = core.array { { label = (m.outcomes or {})[1] or "Yes", price = q },
+                                  { label = (m.outcomes or {})[2] or "No", price = string.format("%.4f", 1 - p) } } } }
+      end
+    end
+  end
+  table.sort(events, function(a, b) if a.t ~= b.t then return a.t < b.t end return a.id < b.id end)
+  local t0 = events[1] and events[1].t or os.time()
+  write { type = "meta", version = 1, source = client.base_url, started_at = t0, from_candles = interval }
+  for _, m in ipairs(ms) do write { type = "market", t = t0, market = m } end
+  for _, e in ipairs(events) do write { type = "price", t = e.t, msg = e.msg } end
+  return #events
+end
+
+function _M.main(args)
+  local spec = { ["base-url"] = "string", markets = "string", hot = "number", duration = "number",
+    books = "number", o = "string", output = "string", ["from-candles"] = "flag", interval = "string",
+    days = "number", seed = "number", tick = "number" }
+  local a2 = {}
+  for i, v in ipairs(args) do a2[i] = (v == "-o") and "--o" or v end
+  local o, pos = require("polysim.cli").parse_options(a2, 2, spec)
+  if not o then return die(pos) end
+  if o.help then io.stdout:write(USAGE); return 0 end
+  if #pos > 0 then return die("takes no positional arguments") end
+  local out = o.o or o.output
+  if not out then return die("needs -o FILE") end
+  local write, f = writer(out)
+  if not write then return die(out .. ": " .. tostring(f)) end
+  local api_key = os.getenv "POLYSIM_API_KEY"
+  if api_key == "" then api_key = nil end
+  local base_url, srv = o["base-url"], nil
+  if not base_url and not api_key then
+    local err
+    srv, err = require("polysim.serve").start { port = 0, seed = math.tointeger(o.seed) or 1,
+      tick = o.tick or 0.5 }
+    if not srv then return die("cannot start the local exchange: " .. tostring(err)) end
+    base_url, api_key = srv.base_url, srv.api_key
+  end
+  local client = require("polysim").new { api_key = api_key, base_url = base_url }
+  local now = log.wallclock
+  local status = 0
+  local done = false
+  ploop.spawn(function()
+    local ok, err = pcall(function()
+      if o["from-candles"] then
+        local n, e = from_candles(client, o, write)
+        if not n then error(e, 0) end
+        io.stderr:write("polysim record: ", n, " candle prices written to ", out, "\n")
+        done = true
+        return
+      end
+      local list, e = choose(client, o)
+      if not list then error(e, 0) end
+      write { type = "meta", version = 1, source = client.base_url, started_at = now() }
+      local ids = {}
+      for _, m in ipairs(list) do
+        write { type = "market", t = now(), market = m }
+        ids[#ids + 1] = m.condition_id
+      end
+      for _, m in ipairs(list) do write(book_record(client, m, now)) end
+      client:prices_stream { markets = ids, on_price = function(msg)
+        if not done then write { type = "price", t = now(), msg = msg } end
+      end }
+      local every = o.books or 5
+      if every > 0 then
+        ploop.every(every, function()
+          if done then return end
+          ploop.spawn(function()
+            for _, m in ipairs(list) do
+              local okb, rec = pcall(book_record, client, m, now)
+              if okb and not done then write(rec) end
+            end
+          end)
+        end)
+      end
+    end)
+    if not ok then
+      io.stderr:write("polysim record: ", tostring(err), "\n")
+      status, done = 1, true
+    end
+  end)
+  local stop
+  require("polysim.cli").watch_signals(function(name) stop = name end)
+  local t_end = o.duration and (core.monotime() + o.duration)
+  while not done and not stop and not (t_end and core.monotime() >= t_end) do ploop.core:step(0.2) end
+  done = true
+  f:close()
+  if srv then srv:close() end
+  return status
+end
+
+return _M
