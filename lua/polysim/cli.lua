@@ -167,9 +167,7 @@ function _M.main(args)
   if cmd == "serve" then return _M.serve(args)
   elseif cmd == "exec" then
     if args[2] == "--help" or args[2] == "-h" then
-      io.stdout:write("usage: polysim exec SCRIPT [ARGS]
-  Runs a Lua file in this interpreter, as `lua5.4 SCRIPT` would.
-")
+      io.stdout:write("usage: polysim exec SCRIPT [ARGS]\n  Runs a Lua file in this interpreter, as `lua5.4 SCRIPT` would.\n")
       return 0
     end
     return _M.exec(args)
