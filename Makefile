@@ -85,6 +85,13 @@ $(BUILD)/tests/embed: examples/embed/embed_test.c include/polysim.h $(LIBHOST)
 embed: build
 	$(RUN_ENV) $(EMBED) examples/embed/strategy.lua $${EMBED_SECONDS:-5}
 
+# The seeded fault proxy of the failure specs and `make soak` (spec/fault_proxy.c).
+FAULT_PROXY = $(BUILD)/bin/fault_proxy
+build: $(FAULT_PROXY)
+$(FAULT_PROXY): spec/fault_proxy.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"; $(CC) $(XCFLAGS) -pthread -o $@ $< -pthread $(LDFLAGS)
+
 # The test command: specs under Lua 5.4, then the C-level tests; one closing count.
 test: build
 	@$(RUN_ENV) $(LUA) spec/run.lua --build=$(BUILD) $(SPEC)

@@ -87,6 +87,7 @@ build = {
     ["polysim.opts"] = "lua/polysim/opts.lua",
     ["polysim.paginate"] = "lua/polysim/paginate.lua",
     ["polysim.queue"] = "lua/polysim/queue.lua",
+    ["polysim.reconcile"] = "lua/polysim/reconcile.lua",
     ["polysim.reload"] = "lua/polysim/reload.lua",
     ["polysim.retry"] = "lua/polysim/retry.lua",
     ["polysim.sandbox"] = "lua/polysim/sandbox.lua",

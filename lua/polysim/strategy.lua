@@ -391,6 +391,7 @@ function _M.new(opts)
   }, rt_mt)
   self.fq = new_queue(self, "on_fill")
   self.log = self:logger("polysim")
+  self.client = require("polysim.reconcile").wrap(opts.client, self.log) -- maybe_filled orders settled
   return self
 end
 

@@ -1,0 +1,102 @@
+-- Settling orders whose outcome is unknown (issue 10 item 3). When the client's retries of
+-- an order run out and the order may have reached the exchange, place_order returns
+-- nil, err with err.maybe_filled = true (and err.client_order_id, err.idempotency_key);
+-- client:reconcile(err) looks the order up by its client order id. This module asks it a
+-- bounded number of times and is what the strategy host puts between a strategy and its
+-- client, so that a strategy hears of a failed order only when the order never arrived.
+--
+--   local reconcile = require "polysim.reconcile"
+--   reconcile.settle(client, err [, opts]) -> order | false | nil, err
+--       order: the exchange's record of it (it arrived: its status says how it filled);
+--       false: the exchange has no such order (it never arrived, nothing filled);
+--       nil, err: every lookup failed, the outcome is still unknown.
+--       opts: attempts (5), pause (0.25 s, doubled after each failed lookup), sleep
+--       (default: the client's own sleep, else polysim.loop.sleep)
+--   reconcile.wrap(client [, log]) (log: a logger table with info/warn/error, like ctx.log) -> a client whose place_order and clob_order settle a
+--       maybe_filled error before they return: an order that in fact arrived is returned
+--       as if the call had succeeded (with reconciled = true on it); one that never arrived
+--       comes back as nil, err with err.maybe_filled = false and err.reconciled =
+--       "not_found"; when the lookups failed, err keeps maybe_filled = true and gains
+--       err.reconcile_error. Every other method and field is the client's own.
+local ploop = require "polysim.loop"
+
+local pairs, setmetatable, tostring, type = pairs, setmetatable, tostring, type
+local string_format = string.format
+
+local _M = { ATTEMPTS = 5, PAUSE = 0.25 }
+
+local function say(log, level, msg)
+  if type(log) == "table" and type(log[level]) == "function" then log[level](msg) end
+end
+
+function _M.settle(client, err, opts)
+  opts = opts or {}
+  local attempts = opts.attempts or _M.ATTEMPTS
+  local pause = opts.pause or _M.PAUSE
+  local sleep = opts.sleep or (type(client.sleep) == "function" and client.sleep) or ploop.sleep
+  local last
+  for i = 1, attempts do
+    local found, lerr = client:reconcile(err)
+    if found ~= nil then return found end
+    last = lerr
+    if i < attempts then
+      sleep(pause)
+      pause = pause * 2
+    end
+  end
+  return nil, last
+end
+
+local function settled(client, log, r, err)
+  if r or type(err) ~= "table" or not err.maybe_filled or type(client.reconcile) ~= "function" then
+    return r, err
+  end
+  local coid = tostring(err.client_order_id)
+  local found, lerr = _M.settle(client, err)
+  if found then
+    say(log, "info", string_format("order %s: the answer was lost (%s) but the order arrived (%s); reconciled",
+      coid, tostring(err.code), tostring(found.status)))
+    found.reconciled = true
+    return found
+  end
+  if found == false then
+    err.maybe_filled = false
+    err.reconciled = "not_found"
+    say(log, "warn", string_format("order %s failed (%s); the exchange has no such order: nothing filled",
+      coid, tostring(err.code)))
+    return nil, err
+  end
+  err.reconcile_error = lerr
+  say(log, "error", string_format("order %s: outcome unknown (%s); looking it up failed: %s",
+    coid, tostring(err.code), tostring(lerr and lerr.message or lerr)))
+  return nil, err
+end
+
+local SETTLED = { place_order = true, clob_order = true }
+
+function _M.wrap(client, log)
+  if type(client) ~= "table" then return client end
+  local bound = {}
+  return setmetatable({}, {
+    __name = "polysim.Client (reconciling)",
+    __tostring = function() return tostring(client) end,
+    __pairs = function() return pairs(client) end,
+    __index = function(_, k)
+      local v = client[k]
+      if type(v) ~= "function" then return v end
+      local f = bound[k]
+      if not f then
+        if SETTLED[k] then
+          f = function(_, ...) return settled(client, log, v(client, ...)) end
+        else
+          f = function(_, ...) return v(client, ...) end
+        end
+        bound[k] = f
+      end
+      return f
+    end,
+    __newindex = function(_, k, v) client[k] = v end,
+  })
+end
+
+return _M
