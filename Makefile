@@ -39,6 +39,7 @@ help:
 	@echo "make test     install missing packages, build, run every spec; ends with 'N passed, N failed, N skipped'"
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
+	@echo "make soak     10,000 orders through a fault proxy + a 5-minute exchange soak (SOAK_SECONDS)"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
 	@echo "make fuzz     libFuzzer run of the WebSocket frame parser (needs clang)"
 	@echo "make install  install module, Lua files and the polysim command under PREFIX"
@@ -107,6 +108,12 @@ serve: build
 
 bench: build
 	@$(RUN_ENV) sh bench/run.sh
+
+# Not part of `make test`: 10,000 orders through the fault proxy (0 duplicates, 0 unresolved), then a 5-minute exchange soak (SOAK_SECONDS) printing RSS.
+.PHONY: soak
+soak: build
+	@$(RUN_ENV) $(LUA) bench/soak_orders.lua
+	@$(RUN_ENV) $(LUA) bench/soak_exchange.lua
 
 # The sanitizers of `make asan`, `make check` and the fuzz targets.
 SANITIZE = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow

@@ -201,3 +201,27 @@ describe_fp("orders through a fault proxy", function()
     assert.is_true(settled > 0, "no lost answer was reconciled")
   end)
 end)
+
+describe("maybe_filled", function()
+  local server, calls
+  before_each(function()
+    calls = 0
+    server = H.fixture(function()
+      calls = calls + 1
+      if calls == 1 then return { drop = true } end -- the first answer is lost: it may have filled
+      return { status = 429, headers = { ["Retry-After"] = "0" }, body = '{"error":"RATE_LIMITED"}' }
+    end)
+  end)
+  after_each(function() server:close() end)
+
+  it("is kept when the last try was refused with a 429 after an earlier answer was lost", function()
+    local c = polysim.new { base_url = H.url(server), api_key = "ps_live_" .. ("0"):rep(64), max_retries = 1,
+      retry_base = 0.001, sleep = function() end }
+    local r, err = c:place_order { market_id = "m1", side = "BUY", outcome = "Yes", quantity = 1, price = "0.5" }
+    assert.is_nil(r)
+    assert.equal(2, calls)
+    assert.equal(429, err.status)
+    assert.is_true(err.maybe_filled) -- the 429 says only that the second try did nothing
+    assert.is_string(err.client_order_id)
+  end)
+end)
