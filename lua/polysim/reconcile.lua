@@ -15,9 +15,10 @@
 --       page of the search is asked for this often), after (the id of an order in the same
 --       market known to be older, because its answer came back before this order was sent:
 --       the search ends there instead of reading every order of the market)
---   reconcile.wrap(client [, log]) (log: a logger table with info/warn/error, like ctx.log) -> a client whose place_order and clob_order settle a
---       maybe_filled error before they return: an order that in fact arrived is returned
---       as if the call had succeeded (with reconciled = true on it); one that never arrived
+--   reconcile.wrap(client [, log]) -> a client whose place_order and clob_order settle a
+--       maybe_filled error before they return (log: a table of info/warn/error functions,
+--       like ctx.log): an order that in fact arrived is returned as if the call had
+--       succeeded (as orders() lists it, with reconciled = true on it); one that never arrived
 --       comes back as nil, err with err.maybe_filled = false and err.reconciled =
 --       "not_found"; when the lookups failed, err keeps maybe_filled = true and gains
 --       err.reconcile_error. Every other method and field is the client's own. The search of
