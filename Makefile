@@ -44,6 +44,7 @@ help:
 	@echo "make test     install missing packages, build, run every spec; ends with 'N passed, N failed, N skipped'"
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
+	@echo "make soak     10,000 orders through a fault proxy + a 5-minute exchange soak (SOAK_SECONDS)"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
@@ -93,6 +94,13 @@ $(BUILD)/tests/embed: examples/embed/embed_test.c include/polysim.h $(LIBHOST)
 embed: build
 	$(RUN_ENV) $(EMBED) examples/embed/strategy.lua $${EMBED_SECONDS:-5}
 
+# The seeded fault proxy of the failure specs and `make soak` (spec/fault_proxy.c).
+FAULT_PROXY = $(BUILD)/bin/fault_proxy
+build: $(FAULT_PROXY)
+$(FAULT_PROXY): spec/fault_proxy.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"; $(CC) $(XCFLAGS) -pthread -o $@ $< -pthread $(LDFLAGS)
+
 # The test command: specs under Lua 5.4, then the C-level tests; one closing count.
 test: build
 	@$(RUN_ENV) $(LUA) spec/run.lua --build=$(BUILD) $(SPEC)
@@ -108,6 +116,12 @@ serve: build
 
 bench: build
 	@$(RUN_ENV) sh bench/run.sh
+
+# Not part of `make test`: 10,000 orders through the fault proxy (0 duplicates, 0 unresolved), then a 5-minute exchange soak (SOAK_SECONDS) printing RSS.
+.PHONY: soak
+soak: build
+	@$(RUN_ENV) $(LUA) bench/soak_orders.lua
+	@$(RUN_ENV) $(LUA) bench/soak_exchange.lua
 
 # The sanitizers of `make asan`, `make check` and the fuzz targets.
 SANITIZE = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow

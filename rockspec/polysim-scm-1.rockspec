@@ -99,6 +99,7 @@ build = {
     ["polysim.owned"] = "lua/polysim/owned.lua",
     ["polysim.paginate"] = "lua/polysim/paginate.lua",
     ["polysim.queue"] = "lua/polysim/queue.lua",
+    ["polysim.reconcile"] = "lua/polysim/reconcile.lua",
     ["polysim.reload"] = "lua/polysim/reload.lua",
     ["polysim.report"] = "lua/polysim/report.lua",
     ["polysim.retry"] = "lua/polysim/retry.lua",

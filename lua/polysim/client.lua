@@ -393,8 +393,9 @@ function methods:_call(method, path, spec)
     log(self, "info", string_format("retrying %s %s after %s (%.2fs)", method, path, err.code, delay))
     self.sleep(delay)
   end
-  if spec.order and maybe_sent and (err.status == 0 or err.status >= 500) then
+  if spec.order and maybe_sent and (err.status == 0 or err.status >= 500 or retry.status_not_processed[err.status]) then
     -- The order may have reached the exchange and filled: nobody knows. reconcile(err) asks.
+    -- (A last try refused with 429/425 did nothing; an earlier one may have.)
     err.maybe_filled = true
     err.idempotency_key = ikey
     err.client_order_id = spec.order

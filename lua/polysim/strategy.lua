@@ -419,6 +419,7 @@ function _M.new(opts)
   self.fq = new_queue(self, "on_fill")
   self.wq = new_queue(self, "on_window")
   self.log = self:logger("polysim")
+  self.client = require("polysim.reconcile").wrap(opts.client, self.log) -- maybe_filled orders settled
   if _M.on_new then _M.on_new(self) end -- `polysim run --report` observes the runtime
   return self
 end
