@@ -50,7 +50,7 @@ local n = {
 }
 local results = {}                -- client order id -> "filled" | "absent" | "unknown"
 local function order(coid)
-  return { market_id = market, side = "BUY", outcome = "Yes", quantity = 1, price = "0.99",
+  return { market_id = market, side = "BUY", outcome = "Yes", quantity = 5, price = "0.99",
            client_order_id = coid }
 end
 

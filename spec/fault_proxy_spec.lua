@@ -10,7 +10,7 @@ local reconcile = require "polysim.reconcile"
 local strategy = require "polysim.strategy"
 
 local BIG = 1e9
-local ORDER = { side = "BUY", outcome = "Yes", quantity = 1, price = "0.99" }
+local ORDER = { side = "BUY", outcome = "Yes", quantity = 5, price = "0.99" }
 
 local function order(market, extra)
   local o = { market_id = market }
@@ -150,7 +150,7 @@ describe_fp("orders through a fault proxy", function()
           ctx.state.results = out
           for i = 1, tonumber(ctx.params.n) do
             local r, err = ctx.client:place_order { market_id = ctx.params.market, side = "BUY",
-              outcome = "Yes", quantity = 1, price = "0.99", client_order_id = "o" .. i }
+              outcome = "Yes", quantity = 5, price = "0.99", client_order_id = "o" .. i }
             out[i] = r and { ok = true, coid = r.client_order_id, status = r.status, id = r.order_id }
               or { ok = false, coid = err.client_order_id, maybe_filled = err.maybe_filled,
                    reconciled = err.reconciled, code = err.code }
@@ -217,7 +217,7 @@ describe("maybe_filled", function()
   it("is kept when the last try was refused with a 429 after an earlier answer was lost", function()
     local c = polysim.new { base_url = H.url(server), api_key = "ps_live_" .. ("0"):rep(64), max_retries = 1,
       retry_base = 0.001, sleep = function() end }
-    local r, err = c:place_order { market_id = "m1", side = "BUY", outcome = "Yes", quantity = 1, price = "0.5" }
+    local r, err = c:place_order { market_id = "m1", side = "BUY", outcome = "Yes", quantity = 5, price = "0.5" }
     assert.is_nil(r)
     assert.equal(2, calls)
     assert.equal(429, err.status)
