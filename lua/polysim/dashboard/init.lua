@@ -23,7 +23,7 @@ local ploop = require "polysim.loop"
 local ui = require "polysim.ui"
 local options = require "polysim.opts"
 
-local pairs, pcall, setmetatable, tostring, type = pairs, pcall, setmetatable, tostring, type
+local ipairs, pairs, pcall, setmetatable, tostring, type = ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 
 local _M = {}
@@ -176,17 +176,20 @@ function methods:_leave(conn)
   end
 end
 
+-- The handler runs inside the HTTP server's callback, where nothing may block: the action
+-- runs in a task of its own (it may call the API) and the answer says it was accepted.
 function methods:_act(action)
   local fn = action == "stop" and self.opts.on_stop or self.opts.on_cancel_all
   if not fn then return refuse(501, "NOT_AVAILABLE", "this host offers no " .. action) end
-  local ok, msg = pcall(fn)
-  if not ok then
-    self:_log("error", "dashboard " .. action .. " failed: " .. tostring(msg))
-    return refuse(500, "ACTION_FAILED", tostring(msg))
-  end
+  self.actions = (self.actions or 0) + 1
   self:_log("info", "dashboard: " .. action .. " requested from the page")
-  self:refresh()
-  return json(200, { ok = true, message = type(msg) == "string" and msg or (action == "stop" and "stopping" or "done") })
+  ploop.spawn(function()
+    local ok, msg = pcall(fn)
+    if not ok then self:_log("error", "dashboard " .. action .. " failed: " .. tostring(msg))
+    elseif type(msg) == "string" then self:_log("info", "dashboard: " .. msg) end
+    self:refresh()
+  end)
+  return json(202, { ok = true, message = action == "stop" and "stop requested" or "cancel requested" })
 end
 
 -- Collects a snapshot in a task (collect may block on REST calls) and pushes it with the
@@ -251,6 +254,16 @@ function _M.attach(rt, opts)
     local snap = rt:snapshot()
     snap.mode = mode
     snap.stopped = rt.stopped or nil
+    -- lists stay JSON arrays when empty (an empty Lua table would encode as {})
+    local fills = {}
+    for i, f in ipairs(snap.fills or {}) do
+      fills[i] = { t = f.t or f.filled_at or f.timestamp, market_id = f.market_id, side = f.side,
+                   outcome = f.outcome, quantity = f.quantity, price = f.price, fee = f.fee }
+    end
+    snap.fills = fills
+    for _, k in ipairs { "positions", "open_orders", "fills", "log_tail", "reloads" } do
+      snap[k] = core.array(snap[k] or {})
+    end
     return snap
   end
   local d, err = _M.start(o)
@@ -264,6 +277,62 @@ function _M.attach(rt, opts)
     return close(self)
   end
   return d
+end
+
+-- Takes `--dashboard [PORT]` and `--dashboard-control` out of a command line (args from
+-- index `first`), so that the command's own parser never sees them. Returns the dashboard
+-- config ({ port =, control = }) or false when not asked for; nil, message on a bad port.
+function _M.take_args(args, first)
+  local cfg, i = false, first or 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--dashboard" then
+      cfg = cfg or { port = 0 }
+      table.remove(args, i)
+      local v = args[i]
+      if v and v:match("^%d+$") then
+        local port = math.tointeger(tonumber(v))
+        if not port or port > 65535 then return nil, "--dashboard: port must be 0..65535" end
+        cfg.port = port
+        table.remove(args, i)
+      end
+    elseif a == "--dashboard-control" then
+      cfg = cfg or { port = 0 }
+      cfg.control = true
+      table.remove(args, i)
+    elseif a == "--" then
+      break
+    else
+      i = i + 1
+    end
+  end
+  return cfg
+end
+
+-- The dashboard of a polysim.host: its runtime's figures, Stop asks the host to stop (as
+-- SIGTERM would: on_stop runs), Cancel cancels the orders this strategy placed (when the
+-- runtime can tell them; else every open order of the account, said so in the answer).
+function _M.for_host(h, cfg)
+  local rt = h.rt
+  return _M.attach(rt, {
+    port = cfg.port or 0, control = cfg.control or false,
+    mode = h.srv and "local exchange" or (cfg.mode or "live"),
+    title = rt.name and (rt.name .. " \u{b7} polysim") or nil,
+    log = function(level, msg) local f = h.log and h.log[level]; if f then f(msg) end end,
+    on_stop = function()
+      h.stop_reason = h.stop_reason or "dashboard"
+      return "stopping: on_stop runs, then the host exits"
+    end,
+    on_cancel_all = function()
+      if rt.cancel_own_orders then
+        local n = rt:cancel_own_orders()
+        return tostring(n) .. " orders of this strategy cancelled"
+      end
+      local r, err = h.client:cancel_all()
+      if not r then error(tostring(err)) end
+      return "open orders cancelled"
+    end,
+  })
 end
 
 return _M
