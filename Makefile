@@ -31,7 +31,8 @@ RUN_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/s
           LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/lib/?.so;;" POLYSIM_EXE="$(CURDIR)/$(EXE)"
 BUSTED  = $(LUA) /usr/bin/busted
 
-.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
+PHONY_DASH := dashboard-shot
+.PHONY: $(PHONY_DASH) rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help
 all: build
 
 help:
@@ -97,6 +98,10 @@ run: build
 
 serve: build
 	$(RUN_ENV) $(EXE) serve --port $${PORT:-8000}
+
+# A screenshot of the live dashboard after 20 s of trading (needs Debian's chromium).
+dashboard-shot: build
+	$(RUN_ENV) $(LUA) scripts/dashboard-shot.lua $(EXE) $(BUILD)/dashboard.png $${SECONDS_:-20}
 
 bench: build
 	@$(RUN_ENV) sh bench/run.sh

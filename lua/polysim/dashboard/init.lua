@@ -255,6 +255,24 @@ function _M.attach(rt, opts)
     snap.mode = mode
     snap.stopped = rt.stopped or nil
     -- lists stay JSON arrays when empty (an empty Lua table would encode as {})
+    local unreal = nil
+    for _, p in ipairs(snap.positions or {}) do
+      local ok, u = pcall(core.decimal.new, p.unrealized)
+      if ok then unreal = (unreal or core.decimal.new(0)) + u end
+    end
+    snap.unrealized = snap.unrealized or (unreal and tostring(unreal)) or nil
+    -- Until the runtime tracks its own orders, the account's resting orders are shown.
+    if rt.own_orders == nil and #(snap.open_orders or {}) == 0 and rt.client then
+      local page = rt.client:orders_page { status = "PENDING", limit = 100 }
+      local list = type(page) == "table" and (page.orders or page.data or page) or {}
+      local open = {}
+      for _, o in ipairs(list) do
+        open[#open + 1] = { created_at = o.created_at, market_id = o.market_id, side = o.side,
+          outcome = o.outcome, order_type = o.order_type, quantity = o.requested_quantity or o.quantity,
+          filled_quantity = o.filled_quantity, price = o.limit_price or o.price }
+      end
+      snap.open_orders = open
+    end
     local fills = {}
     for i, f in ipairs(snap.fills or {}) do
       fills[i] = { t = f.t or f.filled_at or f.timestamp, market_id = f.market_id, side = f.side,
