@@ -36,7 +36,7 @@ ifdef POLYSIM_SDK_DIR
 export POLYSIM_SDK_DIR
 endif
 
-.PHONY: rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help coverage coverage-run
+.PHONY: dashboard-shot rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help coverage coverage-run
 all: build
 
 help:
@@ -113,6 +113,10 @@ run: build
 
 serve: build
 	$(RUN_ENV) $(EXE) serve --port $${PORT:-8000}
+
+# A screenshot of the live dashboard after 20 s of trading (needs Debian's chromium).
+dashboard-shot: build
+	$(RUN_ENV) $(LUA) scripts/dashboard-shot.lua $(EXE) $(BUILD)/dashboard.png $${SECONDS_:-20}
 
 bench: build
 	@$(RUN_ENV) sh bench/run.sh

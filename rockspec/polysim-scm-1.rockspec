@@ -58,6 +58,7 @@ build = {
     ["polysim.client.data"] = "lua/polysim/client/data.lua",
     ["polysim.clock"] = "lua/polysim/clock.lua",
     ["polysim.ctx"] = "lua/polysim/ctx.lua",
+    ["polysim.dashboard"] = "lua/polysim/dashboard/init.lua",
     ["polysim.errors"] = "lua/polysim/errors.lua",
     ["polysim.exchange.accounts"] = "lua/polysim/exchange/accounts.lua",
     ["polysim.exchange.api.account"] = "lua/polysim/exchange/api/account.lua",

@@ -51,6 +51,8 @@ usage: polysim run STRATEGY.lua [STRATEGY.lua ...] [options]
   --budget SECONDS    time a callback may run without yielding (default 0.5; 0: no limit)
   --no-reload         do not reload the strategy when its files change
   --quiet             no status line
+  --dashboard [PORT]  serve a live page of the run on 127.0.0.1 (PORT 0 or none: any free port)
+  --dashboard-control the page gets Stop and Cancel buttons (needs the token in the printed URL)
 ]]
 
 ---------------------------------------------------------------------------------------------
@@ -431,6 +433,9 @@ end
 
 -- `polysim run STRATEGY.lua ...` (args[1] == "run"); returns the exit status.
 function _M.main(args)
+  local dashboard = require "polysim.dashboard"
+  local dash_cfg, derr = dashboard.take_args(args, 2)
+  if dash_cfg == nil then return die(derr) end
   local opts, pos = parse(args)
   if not opts then return die(pos) end
   if opts.help then
@@ -470,6 +475,17 @@ function _M.main(args)
       return 1
     end
   end
+  if dash_cfg then
+    local d, e = dashboard.for_host(h, dash_cfg)
+    if not d then
+      h.log.error("cannot start the dashboard: " .. tostring(e))
+      h:close()
+      return 1
+    end
+    h.dashboard = d
+    -- printed whatever the log level: it is what the user asked for (and the token with it)
+    io.stderr:write("dashboard: ", d.url, "\n")
+  end
   h.log.info(string_format("running %s%s; %s", path,
     opts.duration and string_format(" for %g s", opts.duration) or "",
     h.watcher and "edit it to reload, Ctrl-C to stop" or "Ctrl-C to stop"))
@@ -502,6 +518,7 @@ function _M.main(args)
     "%d reloads (%d failed)", money(type(snap) == "table" and snap.cash or nil),
     signed(type(snap) == "table" and snap.pnl or nil), type(snap) == "table" and snap.positions or 0,
     s.delivered, s.callbacks, s.errors, s.reloads, s.failed_reloads))
+  if h.dashboard then h.dashboard:close() end
   h:close()
   return stopped and 0 or 1
 end

@@ -194,6 +194,7 @@ return [==[
   // ---- tables and cards ------------------------------------------------------------------
   // cols: [{key, label, num, fmt(v, row), cls(v, row)}]
   PS.table = function (cols, rows, empty) {
+    if (rows && !Array.isArray(rows)) rows = Object.keys(rows).map(function (k) { return rows[k]; });
     if (!rows || rows.length === 0) return '<div class="empty">' + esc(empty || "none") + "</div>";
     var h = ["<table><thead><tr>"];
     cols.forEach(function (c) { h.push("<th" + (c.num ? ' class="num"' : "") + ">" + esc(c.label) + "</th>"); });
