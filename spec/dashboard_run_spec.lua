@@ -123,6 +123,25 @@ describe("polysim run --dashboard", function()
     assert.falsy(slurp(dir .. "/run.log"):find("requested from the page", 1, true))
   end)
 
+  it("Cancel from the page cancels the strategy's own orders, never a foreign one", function()
+    local u = url()
+    local base, token = u:match("^(http://[^/]+)/#token=(%x+)$")
+    local mine
+    run(function()
+      local m = client:markets { limit = 1 }()
+      mine = assert(client:place_order { market_id = m.condition_id, side = "BUY", outcome = "Yes",
+        order_type = "limit", quantity = 5, price = "0.01" })
+      local r = assert(request("POST", base .. "/api/cancel-all", { Origin = base, ["X-Polysim-Token"] = token }))
+      assert.equal(202, r.status)
+    end)
+    assert(ploop.run_until(function() return slurp(dir .. "/run.log"):find("strategies cancelled", 1, true) end, 10),
+      slurp(dir .. "/run.log"))
+    run(function()
+      local o = assert(client:order(mine.order_id))
+      assert.equal("PENDING", o.status)
+    end)
+  end)
+
   it("stops the run from the page's own origin with the token (on_stop runs)", function()
     local u = url()
     local base, token = u:match("^(http://[^/]+)/#token=(%x+)$")

@@ -261,15 +261,15 @@ function _M.attach(rt, opts)
       if ok then unreal = (unreal or core.decimal.new(0)) + u end
     end
     snap.unrealized = snap.unrealized or (unreal and tostring(unreal)) or nil
-    -- Until the runtime tracks its own orders, the account's resting orders are shown.
-    if rt.own_orders == nil and #(snap.open_orders or {}) == 0 and rt.client then
+    -- A runtime that does not track its own orders shows the account's resting orders.
+    if rt.own == nil and #(snap.open_orders or {}) == 0 and rt.client then
       local page = rt.client:orders_page { status = "PENDING", limit = 100 }
       local list = type(page) == "table" and (page.orders or page.data or page) or {}
       local open = {}
-      for _, o in ipairs(list) do
-        open[#open + 1] = { created_at = o.created_at, market_id = o.market_id, side = o.side,
-          outcome = o.outcome, order_type = o.order_type, quantity = o.requested_quantity or o.quantity,
-          filled_quantity = o.filled_quantity, price = o.limit_price or o.price }
+      for _, ord in ipairs(list) do
+        open[#open + 1] = { created_at = ord.created_at, market_id = ord.market_id, side = ord.side,
+          outcome = ord.outcome, order_type = ord.order_type, quantity = ord.requested_quantity or ord.quantity,
+          filled_quantity = ord.filled_quantity, price = ord.limit_price or ord.price }
       end
       snap.open_orders = open
     end
@@ -342,13 +342,15 @@ function _M.for_host(h, cfg)
       return "stopping: on_stop runs, then the host exits"
     end,
     on_cancel_all = function()
-      if rt.cancel_own_orders then
-        local n = rt:cancel_own_orders()
-        return tostring(n) .. " orders of this strategy cancelled"
+      -- only the orders this run's strategies placed (polysim.owned), never the account's
+      local total = 0
+      for _, r in ipairs(h.rts or { rt }) do
+        if r.own and r.client then
+          local n = r.own:cancel_open(r.client)
+          total = total + (tonumber(n) or 0)
+        end
       end
-      local r, err = h.client:cancel_all()
-      if not r then error(tostring(err)) end
-      return "open orders cancelled"
+      return tostring(total) .. " orders of this run's strategies cancelled"
     end,
   })
 end
