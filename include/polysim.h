@@ -81,6 +81,15 @@ typedef struct polysim_host_options {
     double status_s;        /* 0: 10 */
     polysim_log_fn log;     /* NULL: log lines go to stderr */
     void *log_ud;
+    /* The live dashboard (as `polysim run --dashboard`): 1 serves one page on 127.0.0.1 once
+     * a strategy is loaded, never another interface; read its address with
+     * polysim_host_dashboard_url. Read-only unless dashboard_control is 1: then the page has
+     * Stop and Cancel buttons, and every such request must carry the per-run token that the
+     * URL holds (#token=...) and come from the page's own Origin (a browser visiting another
+     * site can reach 127.0.0.1 too; the token and Origin check keep that site from acting). */
+    int dashboard;
+    unsigned dashboard_port;   /* 0: any free port */
+    int dashboard_control;
 } polysim_host_options;
 
 /* Creates a host; opts may be NULL. Returns NULL only when out of memory. When creation
@@ -118,6 +127,11 @@ POLYSIM_API const char *polysim_host_error(const polysim_host *h);
 
 /* The base URL the host trades against (the local exchange's when it runs one), or NULL. */
 POLYSIM_API const char *polysim_host_base_url(const polysim_host *h);
+
+/* The dashboard's URL (with the token when dashboard_control is on: treat it as a secret),
+ * or NULL when there is none (not asked for, no strategy loaded yet, or it failed to start:
+ * the log says why). Valid until the next polysim_host_* call on h. */
+POLYSIM_API const char *polysim_host_dashboard_url(polysim_host *h);
 
 /* Where the strategy stands, read with polysim_host_snapshot. Money and quantities are
  * decimal strings ("9967.84"), NULL when not known. Everything points into memory the host

@@ -27,6 +27,7 @@ struct polysim_host {
     polysim_position *snap_pos;
     polysim_order *snap_ord;
     char base_url[512];
+    char dash_url[256];
     char err[4096];
 };
 
@@ -253,6 +254,15 @@ static int setup(lua_State *L) {
     else lua_pushboolean(L, 0);
     lua_setfield(L, -2, "status");
     if (o->status_s > 0) set_num(L, "status_interval", o->status_s);
+    if (o->dashboard) {
+        lua_createtable(L, 0, 2);                      /* host new opts dash */
+        if (o->dashboard_port > 65535) return luaL_error(L, "dashboard_port must be 0..65535");
+        lua_pushinteger(L, (lua_Integer)o->dashboard_port);
+        lua_setfield(L, -2, "port");
+        lua_pushboolean(L, o->dashboard_control != 0);
+        lua_setfield(L, -2, "control");
+        lua_setfield(L, -2, "dashboard");              /* host new opts */
+    }
     if (o->log) {
         lua_pushlightuserdata(L, h);
         lua_pushcclosure(L, log_bridge, 1);
@@ -505,6 +515,21 @@ PS_EXPORT const char *polysim_host_error(const polysim_host *h) {
 
 PS_EXPORT const char *polysim_host_base_url(const polysim_host *h) {
     return h && h->base_url[0] ? h->base_url : NULL;
+}
+
+PS_EXPORT const char *polysim_host_dashboard_url(polysim_host *h) {
+    if (!h || h->broken || h->ref == LUA_NOREF) return NULL;
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);         /* obj */
+    lua_getfield(L, -1, "dashboard_url");              /* obj url|nil */
+    const char *url = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        snprintf(h->dash_url, sizeof h->dash_url, "%s", lua_tostring(L, -1));
+        url = h->dash_url;
+    }
+    lua_settop(L, top);                                /* (as before) */
+    return url;
 }
 
 PS_EXPORT lua_State *polysim_host_lua(polysim_host *h) {

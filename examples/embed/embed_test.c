@@ -3,7 +3,12 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +255,70 @@ static void test_frozen_prices(void) {
     polysim_host_destroy(h);
 }
 
+/* GET path from the dashboard at port while stepping the host (its server runs on the host's
+ * loop); returns the bytes read into buf (NUL-terminated). */
+static size_t dash_get(polysim_host *h, int port, const char *path, const char *host_hdr,
+                       char *buf, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    size_t n = 0;
+    buf[0] = 0;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) goto out;
+    char req[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                       path, host_hdr);
+    if (write(fd, req, (size_t)len) != len) goto out;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    double end = now_s() + 5;
+    while (now_s() < end && n + 1 < cap) {
+        polysim_host_step(h, 10);
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r > 0) n += (size_t)r;
+        else if (r == 0) break;
+        else if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+    }
+    buf[n] = 0;
+out:
+    if (fd >= 0) close(fd);
+    return n;
+}
+
+static void test_dashboard(void) {
+    polysim_host_options o = {0};
+    o.local_exchange = 1;
+    o.no_reload = 1;
+    o.log = count_log;
+    o.dashboard = 1;
+    o.dashboard_control = 1;
+    polysim_host *h = polysim_host_new(&o);
+    CHECK(polysim_host_error(h) == NULL, "new with dashboard: %s", polysim_host_error(h));
+    CHECK(polysim_host_dashboard_url(h) == NULL, "a dashboard before any strategy");
+    const char *src = write_file("dash.lua", "return { on_start = function() end }\n");
+    CHECK(polysim_host_load(h, src) == 0, "load: %s", polysim_host_error(h));
+    const char *url = polysim_host_dashboard_url(h);
+    int port = 0;
+    CHECK(url && sscanf(url, "http://127.0.0.1:%d/", &port) == 1 && port > 0, "url %s", url ? url : "(null)");
+    CHECK(url && strstr(url, "#token="), "no token in the control URL: %s", url ? url : "(null)");
+    static char buf[1 << 17];
+    char host_hdr[64];
+    snprintf(host_hdr, sizeof host_hdr, "127.0.0.1:%d", port);
+    dash_get(h, port, "/", host_hdr, buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0 && strstr(buf, "PS.dashboard"), "page: %.80s", buf);
+    dash_get(h, port, "/", "evil.example", buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 403", 12) == 0, "a foreign Host got: %.40s", buf);
+    dash_get(h, port, "/api/stop", host_hdr, buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 405", 12) == 0, "a GET that acts got: %.40s", buf);
+    polysim_host_destroy(h);
+    o.dashboard_port = 70000;
+    h = polysim_host_new(&o);
+    CHECK(polysim_host_error(h) && strstr(polysim_host_error(h), "dashboard_port"), "port 70000: %s",
+          polysim_host_error(h) ? polysim_host_error(h) : "(accepted)");
+    polysim_host_destroy(h);
+}
+
 static void test_bad_options(void) {
     polysim_host_options o = {0};
     o.lua_dir = "/nonexistent/lua";
@@ -344,6 +413,7 @@ int main(void) {
     test_step_deadline();
     test_local_exchange();
     test_frozen_prices();
+    test_dashboard();
     test_bad_options(); /* last: it spoils LUA_PATH for this process */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -99,12 +99,13 @@ _M.methods = Host
 local NEW_OPTIONS = {
   api_key = true, base_url = true, live = true, local_exchange = true, seed = true, tick = true, budget = true,
   hot_reload = true, log_sink = true, status = true, status_interval = true, debounce = true,
-  log_level = true,
+  log_level = true, dashboard = true,
 }
 
 -- new{ api_key =, base_url =, live = false, local_exchange = "auto" | true | false, seed = 1, tick = 0.5,
 --      budget = 0.5 | false, hot_reload = true, log_sink = fn(line, level),
---      status = "tty" | "plain" | false, status_interval = seconds, debounce = seconds }
+--      status = "tty" | "plain" | false, status_interval = seconds, debounce = seconds,
+--      dashboard = { port = 0, control = false } | true (the live page: Host:open_dashboard) }
 -- -> host | nil, err
 function _M.new(opts)
   opts = opts or {}
@@ -202,7 +203,23 @@ function Host:add(path)
     end
   end
   if #rts == 1 then self:_start_status() end
+  if #rts == 1 and opts.dashboard then
+    local d, derr = self:open_dashboard(opts.dashboard == true and {} or opts.dashboard)
+    if not d then self.log.error("cannot start the dashboard: " .. tostring(derr)) end
+  end
   return true
+end
+
+-- The live page of this host's (first) strategy on 127.0.0.1 (polysim.dashboard):
+-- cfg = { port = 0, control = false }. Sets self.dashboard and self.dashboard_url (which
+-- carries the per-run token when control is on). -> dashboard | nil, err
+function Host:open_dashboard(cfg)
+  if self.dashboard then return self.dashboard end
+  if not self.rt then return nil, "no strategy loaded" end
+  local d, err = require("polysim.dashboard").for_host(self, cfg or {})
+  if not d then return nil, err end
+  self.dashboard, self.dashboard_url = d, d.url
+  return d
 end
 
 -- True when every strategy of the host has stopped.
@@ -324,6 +341,7 @@ function Host:close(timeout)
   if self.rt and not self:_all_stopped() then self:stop("close", timeout or 5) end
   self.closed = true
   self:_stop_status()
+  if self.dashboard then self.dashboard:close() end
   self:_close_watchers()
   if self.srv then self.srv:close() end
 end
@@ -476,13 +494,12 @@ function _M.main(args)
     end
   end
   if dash_cfg then
-    local d, e = dashboard.for_host(h, dash_cfg)
+    local d, e = h:open_dashboard(dash_cfg)
     if not d then
       h.log.error("cannot start the dashboard: " .. tostring(e))
       h:close()
       return 1
     end
-    h.dashboard = d
     -- printed whatever the log level: it is what the user asked for (and the token with it)
     io.stderr:write("dashboard: ", d.url, "\n")
   end
@@ -518,7 +535,6 @@ function _M.main(args)
     "%d reloads (%d failed)", money(type(snap) == "table" and snap.cash or nil),
     signed(type(snap) == "table" and snap.pnl or nil), type(snap) == "table" and snap.positions or 0,
     s.delivered, s.callbacks, s.errors, s.reloads, s.failed_reloads))
-  if h.dashboard then h.dashboard:close() end
   h:close()
   return stopped and 0 or 1
 end
