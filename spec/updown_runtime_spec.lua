@@ -126,3 +126,64 @@ describe("polysim run with on_spot and on_window", function()
     assert.truthy(text:find(", 0 errors", 1, true), text)
   end)
 end)
+
+describe("window frames on the WebSocket price stream", function()
+  local srv, clock
+  before_each(function()
+    clock = { t = T0 }
+    srv = H.exchange { clock = function() return clock.t end }
+  end)
+  after_each(function() srv:close(); collectgarbage() end)
+
+  it("go to prices_stream's on_window, prices still to on_price", function()
+    local client = H.client(srv)
+    local w = assert(client:updown_windows { asset = "ETH", interval = "5M", limit = 2 })[2]
+    local windows, prices, subscribed = {}, 0, false
+    local s = client:prices_stream { markets = { w.condition_id },
+      on_price = function(m) assert.equal("price", m.type); prices = prices + 1 end,
+      on_window = function(m) windows[#windows + 1] = m.event .. " " .. m.market_id end,
+      on_event = function(e) if e.type == "subscribed" then subscribed = true end end }
+    assert(ploop.run_until(function() return subscribed end, 10))
+    advance(srv, clock, 315)
+    assert(ploop.run_until(function() return #windows >= 4 end, 10), table.concat(windows, ","))
+    s:close()
+    local id = w.condition_id
+    assert.same({ "open " .. id, "close " .. id, "resolve " .. id, "settle " .. id }, windows)
+    assert.is_true(prices >= 1)
+  end)
+
+  it("reach a strategy's on_window through its WebSocket feed, once each with the SSE one too", function()
+    local path = write("ws_windows.lua", [[
+      return {
+        on_start = function(ctx)
+          local rows = assert(ctx.client:updown_windows { asset = ctx.params.asset, interval = "5M", limit = 2 })
+          ctx.state.next, ctx.state.windows = rows[2].condition_id, {}
+          ctx:subscribe(rows[2].condition_id)
+          if ctx.params.spot then ctx:subscribe_spot(ctx.params.asset) end
+        end,
+        on_price = function(ctx) ctx.state.priced = true end,
+        on_spot = function(ctx) ctx.state.ticked = true end,
+        on_window = function(ctx, ev)
+          if ev.market_id == ctx.state.next then table.insert(ctx.state.windows, ev.event .. " " .. ev.symbol) end
+        end,
+      }
+    ]])
+    local rts = {}
+    for i, p in ipairs { { asset = "SOL" }, { asset = "XRP", spot = true } } do
+      rts[i] = strategy.new { client = H.client(srv), params = p, name = "s" .. i, log_sink = function() end }
+      assert(rts[i]:start(path))
+    end
+    -- both feeds are up once the subscription's first price (and the first spot tick) arrived
+    for _, rt in ipairs(rts) do
+      assert(ploop.run_until(function() return rt.state.priced and (rt.state.ticked or not rt.params.spot) end, 10))
+    end
+    advance(srv, clock, 315)
+    for i, rt in ipairs(rts) do
+      assert(ploop.run_until(function() return #rt.state.windows >= 4 end, 10), i .. ": " .. table.concat(rt.state.windows, ","))
+    end
+    ploop.run_until(function() return false end, 0.3)          -- a late duplicate would show now
+    assert.same({ "open SOL", "close SOL", "resolve SOL", "settle SOL" }, rts[1].state.windows)
+    assert.same({ "open XRP", "close XRP", "resolve XRP", "settle XRP" }, rts[2].state.windows)
+    for _, rt in ipairs(rts) do rt:stop("done") end
+  end)
+end)

@@ -1,6 +1,7 @@
 -- Live WebSocket feeds with automatic reconnection, on the loop.
 --
---   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_event = fn(ev) }
+--   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_window = fn(msg),
+--                                   on_event = fn(ev) }
 --   local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
 --   s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
 --   for msg in client:prices_stream{ markets = {...} } do ... end
@@ -20,7 +21,9 @@
 -- close(), or for good when no token can be had: no key, bad key); and the server's acks and
 -- errors as { type = "subscribed" | "unsubscribed" | "error", message = decoded }.
 --
--- Messages (decoded tables) go to on_price / on_fill. Without that callback the stream is
+-- Messages (decoded tables) go to on_price / on_fill; a price stream's Up/Down lifecycle
+-- frames ({type = "window", event = "open"|"close"|"resolve"|"settle", market_id, ...}, see
+-- exchange/windows.lua) go to on_window (dropped without it). Without that callback the stream is
 -- an iterator instead: `for msg in s do` yields them in order (at most max_queue kept,
 -- oldest dropped), blocking by driving the loop in plain Lua, suspending inside a task, and
 -- ends when the stream is closed. Everything runs from the loop: outside a task, drive it
@@ -42,7 +45,7 @@ mt.__tostring = function(self)
 end
 
 local OPTIONS = {
-  prices = { markets = true, on_price = true, on_event = true, backoff_base = true, backoff_cap = true,
+  prices = { markets = true, on_price = true, on_window = true, on_event = true, backoff_base = true, backoff_cap = true,
     going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
   executions = { on_fill = true, on_event = true, backoff_base = true, backoff_cap = true,
     going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
@@ -89,6 +92,11 @@ function methods:_on_text(text)
   if t == self.msg_type then
     self:_confirm()
     return self:_deliver(msg)
+  end
+  if t == "window" and self.kind == "prices" then
+    self:_confirm()
+    if self.on_window then self.on_window(msg) end
+    return
   end
   if t == "subscribed" or t == "unsubscribed" or t == "pong" then self:_confirm() end
   if t == "subscribed" or t == "unsubscribed" or t == "error" then
@@ -217,11 +225,12 @@ local function new(client, kind, opts)
   local on_msg = kind == "prices" and opts.on_price or opts.on_fill
   if on_msg ~= nil and type(on_msg) ~= "function" then options.error(fname, "the message callback must be a function") end
   if opts.on_event ~= nil and type(opts.on_event) ~= "function" then options.error(fname, "on_event must be a function") end
+  if opts.on_window ~= nil and type(opts.on_window) ~= "function" then options.error(fname, "on_window must be a function") end
   local base = client.base_url:gsub("^http", "ws")
   local self = setmetatable({
     client = client, kind = kind, base = base,
     msg_type = kind == "prices" and "price" or "fill",
-    on_msg = on_msg, on_event = opts.on_event,
+    on_msg = on_msg, on_event = opts.on_event, on_window = opts.on_window,
     backoff_base = opts.backoff_base or 1, backoff_cap = opts.backoff_cap or 30,
     going_away_delay = opts.going_away_delay or 1,
     ping_interval = opts.ping_interval or 15, handshake_timeout = opts.handshake_timeout or 10,
