@@ -187,3 +187,32 @@ describe("window frames on the WebSocket price stream", function()
     for _, rt in ipairs(rts) do rt:stop("done") end
   end)
 end)
+
+describe("examples/btc_updown.lua", function()
+  it("bets near a window's expiry and logs the settlement's P&L, to the cent", function()
+    local clock = { t = T0 }
+    local srv = H.exchange { clock = function() return clock.t end }
+    local polysim = require "polysim"
+    local client = H.client(srv)
+    local bal0 = polysim.decimal(assert(client:balance()).balance)
+    local lines = {}
+    local rt = strategy.new { client = H.client(srv), params = { min_bps = "0", max_price = "0.99" },
+                              log_sink = function(l) lines[#lines + 1] = l end }
+    assert(rt:start("examples/btc_updown.lua"))
+    local function find(pat)
+      for _, l in ipairs(lines) do local a, b = l:match(pat); if a then return a, b end end
+    end
+    assert(ploop.run_until(function() return rt.state.spot ~= nil end, 10), table.concat(lines, "\n"))
+    advance(srv, clock, 315)
+    assert(ploop.run_until(function() return find("settled") ~= nil end, 10), table.concat(lines, "\n"))
+    local side = assert(find("bet (%a+) on"), table.concat(lines, "\n"))
+    local pnl = find("P&L (%-?[%d.]+) %(total")
+    local bal = polysim.decimal(assert(client:balance()).balance)
+    assert.equal(tostring(bal - bal0), tostring(polysim.decimal(pnl)))
+    local won = find("resolved (%a+)")
+    assert.equal(side == won, polysim.decimal(pnl) > polysim.decimal "0")
+    assert.equal(0, rt.stats.errors)
+    rt:stop("done")
+    srv:close()
+  end)
+end)
