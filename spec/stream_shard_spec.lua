@@ -56,11 +56,12 @@ describe("prices_stream over many markets", function()
         if e.type == "closed" then closed = closed + 1 end
       end }
     assert(ploop.run_until(function() return n >= 100 and #errs >= 1 end, 15), "markets priced: " .. n)
-    local minted = srv.exchange.K.ws_count
-    -- the loop keeps running: a reconnect loop would mint more tokens and price nothing new
-    ploop.run_until(function() return false end, 1.5)
-    assert.equal(minted, srv.exchange.K.ws_count)
-    assert.equal(3, minted)                                 -- two good connections, one refused
+    -- two good connections and one refused: three tokens; the refused shard's task has
+    -- ended (nothing left to reconnect it) and the other two are the ones open
+    assert.equal(3, srv.exchange.K.ws_count)
+    assert.equal(1, #s.refused)
+    assert.equal("dead", coroutine.status(s.refused[1].task.co))
+    assert.equal(2, #s.shards)
     assert.equal(100, n)
     assert.equal(1, #errs)
     assert.equal("CONNECTION_LIMIT", errs[1].message.code)

@@ -339,6 +339,8 @@ end
 -- keep its markets waiting for room.
 function methods:_refused(sh, reason)
   sh.closed = true
+  self.refused = self.refused or {}
+  self.refused[#self.refused + 1] = sh     -- kept for inspection (its task has ended)
   for i, x in ipairs(self.shards) do if x == sh then table.remove(self.shards, i); break end end
   self.limit_reached = true
   for _, id in ipairs(sh.mine) do self.shard_of[id] = nil; self.waiting[#self.waiting + 1] = id end
