@@ -44,9 +44,10 @@ describe("polysim run", function()
       run mr examples/mean_reversion.lua --duration 3 --quiet &
       run mm examples/market_maker.lua --duration 3 --quiet &
       run rb examples/rebalancer.lua --duration 3 --quiet &
+      run ud examples/btc_updown.lua --duration 3 --quiet &
       wait
     ]]
-    for _, name in ipairs { "mr", "mm", "rb" } do
+    for _, name in ipairs { "mr", "mm", "rb", "ud" } do
       local res = r[name]
       assert.equal(0, res.status, res.out)
       assert.truthy(res.out:find("local exchange at http://127.0.0.1:", 1, true), res.out)
@@ -57,6 +58,7 @@ describe("polysim run", function()
     end
     assert.truthy(r.mm.out:find("mid 0.%d+: bid"), r.mm.out)
     assert.truthy(r.rb.out:find("round 1: %d+ orders sent"), r.rb.out)
+    assert.truthy(r.ud.out:find("watching 0x%x+ %(.-%), strike [%d.]+"), r.ud.out)
   end)
 
   it("stops cleanly on SIGTERM and SIGINT: on_stop runs, open orders are cancelled", function()

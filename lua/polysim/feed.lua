@@ -50,7 +50,8 @@ function feeds.streams(rt)
   function feed.subscribe(_, ids)
     if feed.fallback then return feed.fallback:subscribe(ids) end
     if feed.prices then return feed.prices:subscribe(ids) end
-    feed.prices = client:prices_stream { markets = ids, on_price = on_msg, on_event = on_event }
+    feed.prices = client:prices_stream { markets = ids, on_price = on_msg, on_event = on_event,
+                                         on_window = function(msg) feeds.window(rt, msg) end }
   end
   function feed.unsubscribe(_, ids)
     if feed.fallback then return feed.fallback:unsubscribe(ids) end
@@ -174,7 +175,9 @@ function feeds.spot_stream_source(on_message, rt)
     src.stream = nil
     local list = upper_list(src.syms)
     if #list == 0 then return end
-    local ids = rt:subscriptions()
+    -- the subscribed markets' windows too (GET /prices/stream takes at most 50 ids; the
+    -- WebSocket feed brings the windows of all of them, feeds.window drops the duplicates)
+    local ids = { table.unpack(rt:subscriptions(), 1, 50) }
     src.stream = client:spot_stream { crypto = list, condition_ids = #ids > 0 and ids or nil,
                                       on_message = on_message, on_event = function(ev) rt:feed_event(ev) end }
   end
@@ -197,6 +200,38 @@ end
 local WINDOW_EVENTS = { open = "open", opened = "open", close = "close", closed = "close",
   resolve = "resolve", resolved = "resolve", settle = "settle", settled = "settle" }
 
+-- Lifecycle events already delivered, per runtime: market id .. "|" .. event -> true (the
+-- newest 256; a window's event may come over both the SSE and the WebSocket feed).
+local delivered = setmetatable({}, { __mode = "k" })
+
+--- window(rt, d): delivers one window message (as the exchange sends it: event, market_id,
+--- condition_id, asset, ...) as {type = "window", event = open|close|resolve|settle,
+--- market_id, symbol (the asset, upper case), ...}, once per window and event.
+function feeds.window(rt, d)
+  if type(d) ~= "table" then return end
+  local kind = WINDOW_EVENTS[d.event or d.status]
+  if not kind then return end
+  local w = {}
+  for k, v in pairs(d) do w[k] = v end
+  w.type, w.event = "window", kind
+  w.market_id = w.market_id or w.condition_id
+  if w.symbol or w.asset then w.symbol = tostring(w.symbol or w.asset):upper() end
+  if w.market_id ~= nil then
+    local seen = delivered[rt]
+    if not seen then seen = { n = 0, order = {} }; delivered[rt] = seen end
+    local key = tostring(w.market_id) .. "|" .. kind
+    if seen[key] then return end
+    seen[key] = true
+    seen.n = seen.n + 1
+    seen.order[seen.n] = key
+    if seen.n > 256 then
+      seen[seen.order[seen.n - 256]] = nil
+      seen.order[seen.n - 256] = nil
+    end
+  end
+  rt:deliver(w)
+end
+
 function feeds.spot(rt, factory)
   factory = factory or feeds.spot_stream_source
   local function tick(d)
@@ -212,16 +247,8 @@ function feeds.spot(rt, factory)
       tick(d)
     elseif name == "crypto_price_batch" and type(d) == "table" then
       for _, u in ipairs(d.updates or d.prices or {}) do tick(u) end
-    elseif name == "window" and type(d) == "table" then
-      local kind = WINDOW_EVENTS[d.event or d.type or d.status]
-      if kind then
-        local w = {}
-        for k, v in pairs(d) do w[k] = v end
-        w.type, w.event = "window", kind
-        w.market_id = w.market_id or w.condition_id
-        if w.symbol or w.asset then w.symbol = tostring(w.symbol or w.asset):upper() end
-        rt:deliver(w)
-      end
+    elseif name == "window" then
+      feeds.window(rt, d)
     end
   end
   local ok, src, err = pcall(factory, on_message, rt)

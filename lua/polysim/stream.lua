@@ -1,6 +1,7 @@
 -- Live WebSocket feeds with automatic reconnection, on the loop.
 --
---   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_event = fn(ev) }
+--   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_window = fn(msg),
+--                                   on_event = fn(ev) }
 --   local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
 --   s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
 --   for msg in client:prices_stream{ markets = {...} } do ... end
@@ -9,7 +10,13 @@
 -- drop reconnects with a fresh token: back-off 1 s doubling to 30 s, reset after a good
 -- connection (one the server answered: the pong of the ping sent on open, or an ack); close 4001 (bad/expired token) re-mints at
 -- once (then backs off if it repeats); 1001 (going away) waits 1 s; 4002 (limits) backs off.
--- The server forgets subscriptions, so every connection re-subscribes. A quiet connection is
+-- The server forgets subscriptions, so every connection re-subscribes. A connection takes at
+-- most 50 markets (the server's limit; option max_per_connection): a price stream with more
+-- shards them over further connections (each reconnecting on its own, delivering to the same
+-- callbacks). A shard the server refuses with 4002 before it ever worked (the tier's
+-- max_ws_connections is reached) is given up: one { type = "error", message = { code =
+-- "CONNECTION_LIMIT", message = } } event, the markets that did not fit wait, and take the
+-- room that unsubscribing frees on the other connections; nothing reconnects in a loop. A quiet connection is
 -- pinged every ping_interval (15 s) and dropped after two silent intervals; a handshake
 -- slower than handshake_timeout (10 s) is abandoned. Options backoff_base, backoff_cap,
 -- going_away_delay tune the delays above.
@@ -20,7 +27,9 @@
 -- close(), or for good when no token can be had: no key, bad key); and the server's acks and
 -- errors as { type = "subscribed" | "unsubscribed" | "error", message = decoded }.
 --
--- Messages (decoded tables) go to on_price / on_fill. Without that callback the stream is
+-- Messages (decoded tables) go to on_price / on_fill; a price stream's Up/Down lifecycle
+-- frames ({type = "window", event = "open"|"close"|"resolve"|"settle", market_id, ...}, see
+-- exchange/windows.lua) go to on_window (dropped without it). Without that callback the stream is
 -- an iterator instead: `for msg in s do` yields them in order (at most max_queue kept,
 -- oldest dropped), blocking by driving the loop in plain Lua, suspending inside a task, and
 -- ends when the stream is closed. Everything runs from the loop: outside a task, drive it
@@ -34,6 +43,8 @@ local min, pcall = math.min, pcall
 
 local _M = {}
 
+local MAX_PER_CONNECTION = 50   -- the server's markets per connection (serve.lua; 4002 past it)
+
 local methods = {}
 local mt = { __name = "polysim.Stream", __index = methods }
 mt.__tostring = function(self)
@@ -42,7 +53,7 @@ mt.__tostring = function(self)
 end
 
 local OPTIONS = {
-  prices = { markets = true, on_price = true, on_event = true, backoff_base = true, backoff_cap = true,
+  prices = { markets = true, on_price = true, on_window = true, on_event = true, max_per_connection = true, backoff_base = true, backoff_cap = true,
     going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
   executions = { on_fill = true, on_event = true, backoff_base = true, backoff_cap = true,
     going_away_delay = true, max_queue = true, ping_interval = true, handshake_timeout = true },
@@ -90,6 +101,11 @@ function methods:_on_text(text)
     self:_confirm()
     return self:_deliver(msg)
   end
+  if t == "window" and self.kind == "prices" then
+    self:_confirm()
+    if self.on_window then self.on_window(msg) end
+    return
+  end
   if t == "subscribed" or t == "unsubscribed" or t == "pong" then self:_confirm() end
   if t == "subscribed" or t == "unsubscribed" or t == "error" then
     self:_event { type = t, message = msg }
@@ -102,6 +118,11 @@ end
 function methods:_confirm()
   if self.good then return end
   self.good = true
+  if not self.worked and self.kind == "prices" then
+    self.worked = true
+    local first = self.parent or self
+    if first.shards then first:_grow() end
+  end
   self.connections = self.connections + 1
   self:_event { type = "connected", attempt = self.connections }
   if self.dropped_at then
@@ -116,7 +137,7 @@ function methods:_on_open()
   self.last_rx = self.opened_at
   if self.kind == "prices" then
     local list = {}
-    for _, id in ipairs(self.order) do list[#list + 1] = id end
+    for _, id in ipairs(self.mine) do list[#list + 1] = id end
     if #list > 0 then self:_send { action = "subscribe", markets = core.array(list) } end
   end
   self:_send { action = "ping" }
@@ -193,6 +214,9 @@ function methods:_run()
       code, reason = self:_connect(tok.token)
       self.conn, self.wake_conn = nil, nil
       if self.closed then break end
+      if code == 4002 and self.parent and not self.good then  -- the tier's connection limit
+        return self.parent:_refused(self, reason)
+      end
       if self.good then                                -- a good connection resets the back-off
         self.dropped_at = self.dropped_at or core.monotime()
         self.failures = 0
@@ -211,31 +235,125 @@ function methods:_run()
   end
 end
 
-local function new(client, kind, opts)
+local function new(client, kind, opts, parent)
   local fname = kind .. "_stream"
-  opts = options.check(fname, opts or {}, OPTIONS[kind])
+  if not parent then opts = options.check(fname, opts or {}, OPTIONS[kind]) end
   local on_msg = kind == "prices" and opts.on_price or opts.on_fill
   if on_msg ~= nil and type(on_msg) ~= "function" then options.error(fname, "the message callback must be a function") end
   if opts.on_event ~= nil and type(opts.on_event) ~= "function" then options.error(fname, "on_event must be a function") end
+  if opts.on_window ~= nil and type(opts.on_window) ~= "function" then options.error(fname, "on_window must be a function") end
+  local per = opts.max_per_connection or MAX_PER_CONNECTION
+  if math.type(per) ~= "integer" or per < 1 then options.error(fname, "max_per_connection must be an integer >= 1") end
   local base = client.base_url:gsub("^http", "ws")
   local self = setmetatable({
     client = client, kind = kind, base = base,
     msg_type = kind == "prices" and "price" or "fill",
-    on_msg = on_msg, on_event = opts.on_event,
+    on_msg = on_msg, on_event = opts.on_event, on_window = opts.on_window,
     backoff_base = opts.backoff_base or 1, backoff_cap = opts.backoff_cap or 30,
     going_away_delay = opts.going_away_delay or 1,
     ping_interval = opts.ping_interval or 15, handshake_timeout = opts.handshake_timeout or 10,
     max_queue = opts.max_queue or 10000,
     order = {}, set = {}, queue = {}, readers = {}, dropped = 0,
     failures = 0, connections = 0, closed = false,
+    -- shards: mine = the markets on this connection (mine_set, nmine); the first stream also
+    -- keeps shards = {itself, further shards...}, shard_of = id -> shard, waiting = ids that fit nowhere
+    mine = {}, mine_set = {}, nmine = 0, per = per, parent = parent,
   }, mt)
-  if kind == "prices" and opts.markets ~= nil then
-    for _, id in ipairs(check_ids(fname, opts.markets)) do
-      if not self.set[id] then self.set[id] = true; self.order[#self.order + 1] = id end
+  if kind == "prices" and not parent then
+    self.shards, self.shard_of, self.waiting = { self }, {}, {}
+    if opts.markets ~= nil then
+      for _, id in ipairs(check_ids(fname, opts.markets)) do
+        if not self.set[id] then self.set[id] = true; self.order[#self.order + 1] = id; self:_place(id) end
+      end
     end
   end
   self.task = ploop.spawn(function() self:_run() end)
   return self
+end
+
+-- Sharding (price streams; self is the first stream) ---------------------------------------
+
+-- A further connection for markets that do not fit: delivers to the first stream's
+-- callbacks; its own events go out with shard = n (its "closed" is the first stream's).
+function methods:_new_shard()
+  local n = #self.shards + 1
+  local parent = self
+  local sh = new(self.client, "prices", {
+    backoff_base = self.backoff_base, backoff_cap = self.backoff_cap, going_away_delay = self.going_away_delay,
+    ping_interval = self.ping_interval, handshake_timeout = self.handshake_timeout, max_per_connection = self.per,
+    on_price = function(msg) parent:_deliver(msg) end,
+    on_window = self.on_window and function(msg) parent.on_window(msg) end,
+    on_event = function(ev)
+      if ev.type == "closed" then return end
+      ev.shard = n
+      parent:_event(ev)
+    end,
+  }, self)
+  self.shards[n] = sh
+  return sh
+end
+
+-- Puts a market on a connection with room; returns that shard, or nil when the market waits
+-- (for _grow, or for room that unsubscribing frees). The caller sends the subscription.
+function methods:_place(id)
+  for _, sh in ipairs(self.shards) do
+    if sh.nmine < self.per then
+      sh.mine_set[id] = true
+      sh.mine[#sh.mine + 1] = id
+      sh.nmine = sh.nmine + 1
+      self.shard_of[id] = sh
+      return sh
+    end
+  end
+  self.waiting[#self.waiting + 1] = id
+  return nil
+end
+
+-- Places ids, one subscribe message per shard that is open.
+function methods:_place_all(ids)
+  local by_shard = {}
+  for _, id in ipairs(ids) do
+    local sh = self:_place(id)
+    if sh then
+      local l = by_shard[sh] or {}
+      by_shard[sh] = l
+      l[#l + 1] = id
+    end
+  end
+  for sh, l in pairs(by_shard) do sh:_send { action = "subscribe", markets = core.array(l) } end
+end
+
+-- Opens one more connection for the waiting markets, once the newest one has worked (one
+-- at a time: the server's connection limit then refuses the newest, never the first).
+function methods:_grow()
+  if self.limit_reached or self.closed or #self.waiting == 0 then return end
+  if not self.shards[#self.shards].worked then return end
+  local sh = self:_new_shard()
+  local waiting = self.waiting
+  self.waiting = {}
+  self:_place_all(waiting)
+  return sh
+end
+
+-- A shard the server refused (4002 before it ever answered): give it up, say so once, and
+-- keep its markets waiting for room.
+function methods:_refused(sh, reason)
+  sh.closed = true
+  self.refused = self.refused or {}
+  self.refused[#self.refused + 1] = sh     -- kept for inspection (its task has ended)
+  for i, x in ipairs(self.shards) do if x == sh then table.remove(self.shards, i); break end end
+  self.limit_reached = true
+  for _, id in ipairs(sh.mine) do self.shard_of[id] = nil; self.waiting[#self.waiting + 1] = id end
+  local waiting = self.waiting
+  self.waiting = {}
+  self:_place_all(waiting)
+  if not self.limit_said then
+    self.limit_said = true
+    self:_event { type = "error", message = { type = "error", code = "CONNECTION_LIMIT",
+      message = ("the server refused another WebSocket connection (%s): %d of %d markets get no prices " ..
+        "(%d connections of %d markets each)"):format(tostring(reason), #self.waiting, #self.order,
+        #self.shards, self.per) } }
+  end
 end
 
 function _M.prices(client, opts) return new(client, "prices", opts) end
@@ -252,7 +370,8 @@ function methods:subscribe(ids)
       new_ids[#new_ids + 1] = id
     end
   end
-  if #new_ids > 0 then self:_send { action = "subscribe", markets = core.array(new_ids) } end
+  self:_place_all(new_ids)
+  self:_grow()
   return self
 end
 
@@ -267,7 +386,30 @@ function methods:unsubscribe(ids)
   local keep = {}
   for _, id in ipairs(self.order) do if self.set[id] then keep[#keep + 1] = id end end
   self.order = keep
-  self:_send { action = "unsubscribe", markets = core.array(gone) }
+  local by_shard, freed = {}, 0
+  for _, id in ipairs(gone) do
+    local sh = self.shard_of[id]
+    self.shard_of[id] = nil
+    if sh then
+      sh.mine_set[id] = nil
+      sh.nmine = sh.nmine - 1
+      freed = freed + 1
+      local l = by_shard[sh] or {}
+      by_shard[sh] = l
+      l[#l + 1] = id
+    end
+  end
+  for sh, l in pairs(by_shard) do
+    local mine = {}
+    for _, id in ipairs(sh.mine) do if sh.mine_set[id] then mine[#mine + 1] = id end end
+    sh.mine = mine
+    sh:_send { action = "unsubscribe", markets = core.array(l) }
+  end
+  -- the room freed takes markets that waited for it
+  local waiting = {}
+  for _, id in ipairs(self.waiting) do if self.set[id] then waiting[#waiting + 1] = id end end
+  self.waiting = {}
+  self:_place_all(waiting)
   return self
 end
 
@@ -289,6 +431,9 @@ function methods:_close(reason, err)
   if conn then conn:close(1000, "closed by the client") end
   if self.wake_conn then self.wake_conn(1000, "closed by the client") end
   if self.wake_sleep then self.wake_sleep() end
+  if self.shards then
+    for i = 2, #self.shards do self.shards[i]:_close(reason, err) end
+  end
   self:_event { type = "closed", reason = reason, error = err }
   self:_wake_readers()
 end
