@@ -35,6 +35,7 @@ build = {
         "src/loop.c",
         "src/server.c",
         "src/sha1.c",
+        "src/signals.c",
         "src/sys.c",
         "src/url.c",
         "src/ws.c",

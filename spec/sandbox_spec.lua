@@ -266,4 +266,24 @@ describe("error folding (issue 11)", function()
     callback.FOLD_WINDOW = saved
     rt:stop()
   end)
+
+  it("writes a pending summary when the runtime stops, before its window closes", function()
+    local saved = callback.FOLD_WINDOW
+    callback.FOLD_WINDOW = 60
+    local path = write [[
+      return {
+        on_start = function(ctx) ctx:subscribe "m" end,
+        on_price = function() error("always bad") end,
+      }
+    ]]
+    local rt, lines = new()
+    assert.is_true(rt:start(path))
+    for i = 1, 5 do rt:deliver { type = "price", market_id = "m", n = i } end
+    assert.is_true(ploop.run_until(function() return rt:idle() end, 5))
+    assert.equal(5, rt.stats.errors)
+    assert.is_nil(grep(lines, "same error"))
+    rt:stop()
+    callback.FOLD_WINDOW = saved
+    assert.truthy(grep(lines, "on_price failed: same error \u{d7}4 in the last 60 s"), table.concat(lines, "\n"))
+  end)
 end)

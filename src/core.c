@@ -6,6 +6,7 @@ static void (*const openers[])(lua_State *L) = {
     ps_json_open, ps_decimal_open, ps_errors_open, ps_loop_open,
     ps_http_open, ps_server_open,  ps_ws_open,     ps_sys_open, ps_fswatch_open,
     ps_wsconn_open, ps_url_open,
+    ps_signals_open, /* sandbox: the SIGINT/SIGTERM watchdog */
 };
 
 void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,

@@ -27,6 +27,7 @@ void ps_http_open(lua_State *L);
 void ps_server_open(lua_State *L);
 void ps_ws_open(lua_State *L);
 void ps_sys_open(lua_State *L);
+void ps_signals_open(lua_State *L); /* signals.c: the SIGINT/SIGTERM watchdog */
 void ps_fswatch_open(lua_State *L);
 void ps_wsconn_open(lua_State *L);
 

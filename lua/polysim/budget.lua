@@ -9,20 +9,31 @@
 -- flagged and the error is raised at the next hook in strategy code, so the runtime's own
 -- updates are never cut in half. Once interrupted, the hook raises at every instruction of
 -- strategy code, so a pcall inside the strategy cannot swallow the interruption.
+--
+-- The same hook stops a strategy that keeps the host from taking SIGINT/SIGTERM (src/signals.c,
+-- the watchdog): once the loop is stuck on a signal it has not taken, strategy code running
+-- raises "stopped by SIGTERM", by the same rule, budget or not (so while the watchdog runs,
+-- a task without a budget carries the hook too).
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 
 local coroutine, debug, error, pairs, setmetatable, string_format, type =
   coroutine, debug, error, pairs, setmetatable, string.format, type
-local monotime, task_of = core.monotime, ploop.task_of
+local monotime, task_of, stuck, signaled = core.monotime, ploop.task_of, core.watchdog_stuck, core.watchdog_signal
 
-local _M = { HOOK_COUNT = 1000 } -- VM instructions between budget checks
+local _M = { HOOK_COUNT = 1000, -- VM instructions between budget checks
+             STOP_BUDGET = 1 }  -- seconds: the budget of every callback once a signal stops the host
 
 -- Chunk names ("@path") of strategy code: the only frames the budget interrupts.
 local sources = {}
 _M.sources = sources
 
-function _M.register(source) sources[source] = true end
+local watchdog -- whether src/signals.c's thread watches SIGINT/SIGTERM (started with the first strategy)
+
+function _M.register(source)
+  sources[source] = true
+  if watchdog == nil then watchdog = core.watchdog_start() end
+end
 function _M.is_strategy(source) return sources[source] == true end
 
 local getinfo, sethook, running = debug.getinfo, debug.sethook, coroutine.running
@@ -72,10 +83,38 @@ local function task_here(co)
 end
 _M.task_here = task_here
 
+-- The loop is stuck on a signal it has not taken (core.watchdog_stuck): the running task
+-- is stopped like an expired one, without counting as a budget kill.
+local function halt(task, sig)
+  local info = getinfo(3, "Sl")
+  local where = info.currentline and info.currentline > 0 and (info.short_src .. ":" .. info.currentline)
+    or info.short_src
+  local msg = string_format("stopped by %s: %s interrupted at %s", sig, task.label or task.name or "callback", where)
+  task.expired = msg
+  sethook(hook, "", 1)
+  local co, seen = running(), 0
+  while owners[co] and seen < 100 do
+    co, seen = owners[co], seen + 1
+    sethook(co, hook, "", 1)
+  end
+  return msg
+end
+
 function hook(event)
   local task = task_here()
-  if not task or not task.budget then return end
+  if not task or task.over then return end
   local msg = task.expired
+  if not msg then
+    local sig = watchdog and stuck()
+    if sig then
+      msg = halt(task, sig)
+    elseif not task.budget then
+      -- a stop by signal is under way: no strategy code runs more than STOP_BUDGET from now
+      -- without yielding (a loop the host took the signal around, then preempted in slices)
+      if not (watchdog and signaled()) then return end
+      task.budget, task.since = _M.STOP_BUDGET, monotime()
+    end
+  end
   if msg then
     if sources[getinfo(2, "S").source] then error(msg, 0) end
     return
@@ -92,8 +131,9 @@ function hook(event)
 end
 
 -- setup for ploop.spawn_task: the hook on a budgeted task's coroutine.
+-- Without a budget too when the watchdog runs (the hook then only looks at core.watchdog_stuck).
 function _M.install(task)
-  if task.budget then sethook(task.co, hook, "", _M.HOOK_COUNT) end
+  if task.budget or watchdog then sethook(task.co, hook, "", _M.HOOK_COUNT) end
 end
 
 -- The coroutine library of a strategy's environment: what it creates carries the budget

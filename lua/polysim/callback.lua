@@ -10,7 +10,7 @@ local ploop = require "polysim.loop"
 
 local core = require "polysim.core"
 
-local debug, pairs, rawget, tostring, type, xpcall = debug, pairs, rawget, tostring, type, xpcall
+local debug, math, pairs, rawget, tostring, type, xpcall = debug, math, pairs, rawget, tostring, type, xpcall
 local string_format, monotime = string.format, core.monotime
 
 local _M = {}
@@ -43,7 +43,17 @@ _M.flush_folds = function(rt)
   for key in pairs(rt._folds or {}) do flush_fold(rt, key) end
 end
 
+-- Runtime:stop begins: pending "same error" summaries are written now, and errors from here
+-- on are reported each in full (no fold timer outlives the runtime). A stop by SIGINT/SIGTERM
+-- is told to the watchdog (src/signals.c): from now on every callback runs under at most
+-- budget.STOP_BUDGET, and the process ends a few seconds later whatever happens.
+function _M.stopping(rt, reason)
+  _M.flush_folds(rt)
+  if type(reason) == "string" and reason:match("^SIG") then core.watchdog_stopping(reason) end
+end
+
 local function report(rt, rec)
+  if rt.stopping then return rt:_callback_failed(rec) end
   local text = tostring(rec.result)
   local label = tostring(rec.label)
   local key = label .. "\0" .. text
@@ -103,7 +113,7 @@ end
 
 local function task_body(rec, fn, a, b)
   local ok, res = xpcall(fn, handler, a, b)
-  rec.budget = nil -- the callback is over: the runtime's bookkeeping runs unbudgeted
+  rec.budget, rec.over = nil, true -- the callback is over: the runtime's bookkeeping runs unbudgeted
   if not ok and rec.expired and type(res) == "string" and not res:find(rec.expired, 1, true) then
     res = rec.expired .. "\n" .. res -- the strategy caught the interruption and raised its own error
   end
@@ -116,6 +126,9 @@ end
 function _M.invoke(rt, ver, label, fn, a, b, quiet)
   local limit = rt.budget
   if ver and ver.budget ~= nil then limit = ver.budget end
+  if rt.stopping and core.watchdog_signal() then -- a stop by signal (see stopping below)
+    limit = math.min(limit or budget.STOP_BUDGET, budget.STOP_BUDGET)
+  end
   local rec = { rt = rt, label = label, name = label, budget = limit or nil, quiet = quiet, finished = false,
                 on_error = bad_yield, on_expire = on_expire }
   rt.stats.callbacks = rt.stats.callbacks + 1

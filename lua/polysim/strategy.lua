@@ -764,6 +764,7 @@ function Runtime:stop(reason)
     return true
   end
   self.stopping = true
+  callback.stopping(self, reason) -- pending error summaries out; a signal told to the watchdog
   self.paused = self.paused + 1
   local dropped = self:pending()
   self.stats.dropped = self.stats.dropped + dropped
