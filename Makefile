@@ -169,7 +169,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
 	done
 
 # Line coverage: C through gcov/lcov (a --coverage build in build-cov/), Lua through
-# spec/coverage.lua (a debug.sethook line counter loaded by LUA_INIT_5_4 into every lua5.4
+# spec/coverage.lua (a C line hook, src/cov.c, loaded by LUA_INIT_5_4 into every lua5.4
 # the specs start; luacov is not in Debian); both over the whole `make test` run.
 COV_SANE = -O0 -g --coverage
 coverage: deps
@@ -186,8 +186,7 @@ coverage: deps
 	@lcov --summary build-cov/c.info 2>&1 | sed -n 's/^ *lines\.*: */C line coverage (src): /p'
 	@if [ "$(COVERAGE_LUA)" = 1 ]; then $(LUA) spec/coverage_report.lua build-cov/luacov; fi
 
-# COVERAGE_LUA=0: C only (the line hook makes the run several times slower, and specs of
-# the time budget, which hooks strategy code itself, can take very long under it).
+# COVERAGE_LUA=0: C only (the Lua line hook is C, src/cov.c: the run is a little slower).
 COVERAGE_LUA ?= 1
 coverage-run:
 	@if [ "$(COVERAGE_LUA)" = 1 ]; then export LUA_INIT_5_4="@$(CURDIR)/spec/coverage.lua" \

@@ -25,6 +25,7 @@ build = {
     ["polysim.core"] = {
       sources = {
         "src/core.c",
+        "src/cov.c",
         "src/decimal.c",
         "src/easy.c",
         "src/errors.c",

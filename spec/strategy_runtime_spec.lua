@@ -249,7 +249,11 @@ describe("strategy runtime", function()
     assert.is_true(rt.stats.skipped_ticks > 0)
     rt:stop()
     local at_stop = rt.state.ticks
-    ploop.run_until(function() return false end, 0.05)
+    assert.is_true(rt.state.t.cancelled)
+    -- a loop timer due after five tick periods has run: every tick due before it had its turn
+    local later = false
+    ploop.spawn(function() ploop.sleep(0.05); later = true end)
+    assert.is_true(ploop.run_until(function() return later end, 10))
     assert.equal(at_stop, rt.state.ticks)
   end)
 

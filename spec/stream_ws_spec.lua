@@ -133,7 +133,11 @@ describe("websocket connections", function()
     assert.is_true(wait(function() return srv.exchange.ws_connections == 1 end))
     local d = connect(srv, client, "prices")
     assert.is_true(wait(function() return d.opened end))
-    ploop.run_until(function() return false end, 0.1)
+    -- not closed: a round trip on d that the server answers after any close it would send
+    -- (no sleep for "never happens")
+    d.conn:send(core.json_encode { action = "ping" })
+    assert.is_true(wait(function() return find(d.msgs, "pong") or d.code end))
+    assert.truthy(find(d.msgs, "pong"))
     assert.is_nil(d.code)
   end)
 

@@ -36,11 +36,11 @@ static void set_error(polysim_host *h, const char *msg) {
     h->has_error = 1;
 }
 
-static int traceback(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = luaL_tolstring(L, 1, NULL);
-    luaL_traceback(L, L, msg, 1);
-    return 1;
+/* The error at the top of L after ps_traceback (the core's one message handler, loop.c):
+ * a string with its traceback, or an error object, kept as its tostring. */
+static void set_lua_error(polysim_host *h, lua_State *L) {
+    set_error(h, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
 }
 
 /* ---- polysim.preempt: suspending a callback at the step's deadline ----------------------
@@ -292,12 +292,12 @@ PS_EXPORT polysim_host *polysim_host_new(const polysim_host_options *opts) {
         return h;
     }
     lua_State *L = h->L;
-    lua_pushcfunction(L, traceback);                   /* tb */
+    lua_pushcfunction(L, ps_traceback);                /* tb */
     lua_pushcfunction(L, setup);                       /* tb setup */
     lua_pushlightuserdata(L, h);
     lua_pushlightuserdata(L, (void *)opts);            /* tb setup h opts */
     if (lua_pcall(L, 2, 1, 1) != LUA_OK) {             /* tb obj|err */
-        set_error(h, lua_tostring(L, -1));
+        set_lua_error(h, L);
         h->broken = 1;
         lua_settop(L, 0);
         return h;
@@ -324,7 +324,7 @@ static int begin(polysim_host *h, const char *method) {
     h->has_error = 0;
     lua_State *L = h->L;
     lua_settop(L, 0);
-    lua_pushcfunction(L, traceback);                   /* tb */
+    lua_pushcfunction(L, ps_traceback);                /* tb */
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);         /* tb obj */
     lua_getfield(L, -1, method);                       /* tb obj fn */
     lua_insert(L, -2);                                 /* tb fn obj */
@@ -336,7 +336,7 @@ static int begin(polysim_host *h, const char *method) {
 static int finish(polysim_host *h, int nargs, int nresults) {
     lua_State *L = h->L;
     if (lua_pcall(L, 1 + nargs, nresults, 1) != LUA_OK) { /* tb err */
-        set_error(h, lua_tostring(L, -1));
+        set_lua_error(h, L);
         lua_settop(L, 0);
         return -1;
     }                                                  /* tb results... */
@@ -499,7 +499,7 @@ PS_EXPORT int polysim_host_snapshot(polysim_host *h, polysim_snapshot *out) {
     lua_pushlightuserdata(L, out);
     lua_pushvalue(L, 2);                               /* tb snap fill h out snap */
     if (lua_pcall(L, 3, 0, 1) != LUA_OK) {             /* tb snap err */
-        set_error(h, lua_tostring(L, -1));
+        set_lua_error(h, L);
         memset(out, 0, sizeof *out);
         lua_settop(L, 0);
         return -1;

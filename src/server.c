@@ -715,6 +715,14 @@ static int l_serve(lua_State *L) {
         return 2;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info) {                                       /* no epoll descriptor: cannot be watched */
+        MHD_stop_daemon(s->d);
+        s->d = NULL;
+        s->closed = 1;
+        lua_pushnil(L);
+        lua_pushliteral(L, "cannot listen: the server has no epoll descriptor");
+        return 2;
+    }
     s->watch = ps_loop_watch(loop, info->epoll_fd, EPOLLIN, on_epoll, s);
     info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : (uint16_t)port;

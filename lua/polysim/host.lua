@@ -13,9 +13,10 @@ local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local strategy = require "polysim.strategy"
 local reload = require "polysim.reload"
+local check_options = require("polysim.opts").check
 
-local error, ipairs, pairs, pcall, setmetatable, tostring, type =
-  error, ipairs, pairs, pcall, setmetatable, tostring, type
+local ipairs, pairs, pcall, setmetatable, tostring, type =
+  ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local monotime = core.monotime
 local loop = ploop.core
@@ -109,9 +110,7 @@ local NEW_OPTIONS = {
 -- -> host | nil, err
 function _M.new(opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if not NEW_OPTIONS[k] then error("host.new: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  check_options("host.new", opts, NEW_OPTIONS) -- polysim.opts: did-you-mean, at the caller's line
   local api_key = opts.api_key
   if api_key == nil then api_key = os.getenv "POLYSIM_API_KEY" end
   if api_key == "" then api_key = nil end

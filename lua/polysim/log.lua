@@ -18,6 +18,7 @@
 -- itself in any case, its 64-hex tail alone, and pieces of that tail of 12+ hex digits (a
 -- key split across two calls) become <redacted>.
 local core = require "polysim.core"
+local check_options = require("polysim.opts").check
 
 local error, ipairs, pairs, pcall, select, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, select, setmetatable, tostring, type
@@ -141,9 +142,7 @@ local NEW_OPTIONS = { level = true, format = true, quiet = true, file = true, si
 function _M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("log.new: options must be a table", 2) end
-  for k in pairs(opts) do
-    if not NEW_OPTIONS[k] then error("log.new: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  check_options("log.new", opts, NEW_OPTIONS) -- polysim.opts: did-you-mean, at the caller's line
   local level = opts.level or "info"
   if not LEVELS[level] then error("log.new: level must be debug, info, warn or error", 2) end
   local format = opts.format or "text"

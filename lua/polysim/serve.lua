@@ -4,6 +4,7 @@
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local markets = require "polysim.exchange.markets"
+local check_options = require("polysim.opts").check
 
 local pcall, setmetatable, tostring, type = pcall, setmetatable, tostring, type
 
@@ -252,9 +253,7 @@ local START_OPTIONS = {
 --        tick = 0.5 (seconds between price moves; false: only on ex:tick()), logger = fn }
 function _M.start(opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if not START_OPTIONS[k] then error("serve.start: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  check_options("serve.start", opts, START_OPTIONS) -- polysim.opts: did-you-mean, at the caller's line
   local exchange = require "polysim.exchange"
   local ex = exchange.new {
     seed = opts.seed or 1,

@@ -126,6 +126,7 @@ local context = require "polysim.ctx"
 local clock_mod = require "polysim.clock"
 local feed_mod = require "polysim.feed"
 local owned = require "polysim.owned"
+local check_options = require("polysim.opts").check
 
 local error, ipairs, pairs, pcall, select, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, select, setmetatable, tostring, type
@@ -359,9 +360,7 @@ local NEW_OPTIONS = {
 function _M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("strategy.new: options must be a table", 2) end
-  for k in pairs(opts) do
-    if not NEW_OPTIONS[k] then error("strategy.new: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  check_options("strategy.new", opts, NEW_OPTIONS) -- polysim.opts: did-you-mean, at the caller's line
   local budget = opts.budget
   if budget == nil then budget = _M.DEFAULT_BUDGET end
   if budget ~= false and (type(budget) ~= "number" or budget <= 0) then

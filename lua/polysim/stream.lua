@@ -37,6 +37,7 @@
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local options = require "polysim.opts"
+local queue = require "polysim.queue"
 
 local error, ipairs, setmetatable, tostring, type = error, ipairs, setmetatable, tostring, type
 local min, pcall = math.min, pcall
@@ -75,9 +76,9 @@ end
 
 function methods:_deliver(msg)
   if self.on_msg then return self.on_msg(msg) end
-  local q = self.queue
-  q[#q + 1] = msg
-  if #q > self.max_queue then table.remove(q, 1); self.dropped = self.dropped + 1 end
+  local q = self.queue -- polysim.queue: dropping the oldest is O(1), not table.remove(q, 1)
+  q:push(msg)
+  if q:len() > self.max_queue then q:pop(); self.dropped = self.dropped + 1 end
   self:_wake_readers()
 end
 
@@ -253,7 +254,7 @@ local function new(client, kind, opts, parent)
     going_away_delay = opts.going_away_delay or 1,
     ping_interval = opts.ping_interval or 15, handshake_timeout = opts.handshake_timeout or 10,
     max_queue = opts.max_queue or 10000,
-    order = {}, set = {}, queue = {}, readers = {}, dropped = 0,
+    order = {}, set = {}, queue = queue.new(), readers = {}, dropped = 0,
     failures = 0, connections = 0, closed = false,
     -- shards: mine = the markets on this connection (mine_set, nmine); the first stream also
     -- keeps shards = {itself, further shards...}, shard_of = id -> shard, waiting = ids that fit nowhere
@@ -447,7 +448,7 @@ mt.__call = function(self)
   end
   while true do
     local q = self.queue
-    if #q > 0 then return table.remove(q, 1) end
+    if not q:empty() then return q:pop() end
     if self.closed then return nil end
     ploop.suspend(function(wake) self.readers[#self.readers + 1] = wake end)
   end
