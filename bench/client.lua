@@ -13,15 +13,12 @@ local N = tonumber(os.getenv "BENCH_N") or 20000
 local NM = tonumber(os.getenv "BENCH_NM") or 40000
 local PAR = 64
 
--- The canned bytes: the exchange's own answer for one market, served by ref_server.
+-- The canned bytes: bench/market_594.json, a 594-byte market JSON like the one issue 13
+-- measured (nginx serving one market), served by ref_server for every request.
 local info = assert(core.json_decode(assert(os.getenv "POLYSIM_BENCH_SERVER", "run through bench/run.sh")))
-local ex = polysim.new { base_url = info.base_url, api_key = info.api_key }
-local id = assert(ex:markets_page { limit = 1 })[1].condition_id
-local canned = assert(ex:_call("GET", "/v1/markets/" .. id, { raw = true }))
-local f = assert(io.open("build/bench/market.json", "wb"))
-f:write(canned)
-f:close()
-os.execute("build/bench/ref_server build/bench/market.json > build/bench/ref.port & echo $! > build/bench/ref.pid")
+local id = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
+local f
+os.execute("build/bench/ref_server bench/market_594.json > build/bench/ref.port & echo $! > build/bench/ref.pid")
 local port
 for _ = 1, 100 do
   f = io.open("build/bench/ref.port")

@@ -51,6 +51,24 @@ describe("exchange memory", function()
     assert.equal(60, ex:memory_stats().idempotency_records)
   end)
 
+  it("holds at most idempotency_max records per user inside the window, dropping the oldest", function()
+    local ex, clock, cid = setup { idempotency_max = 50 }
+    local first
+    for i = 1, 200 do
+      clock.t = T0 + i                            -- well inside the 24-hour window
+      local r = order(ex, cid, nil, "key-" .. i)
+      assert.equal(200, r.status)
+      if i == 1 then first = r.body.order_id end
+    end
+    assert.equal(50, ex:memory_stats().idempotency_records)
+    local newest = order(ex, cid, nil, "key-200")
+    assert.equal("true", newest.headers["Idempotent-Replayed"])
+    local oldest = order(ex, cid, nil, "key-1")   -- dropped by the cap: a new order
+    assert.is_nil(oldest.headers and oldest.headers["Idempotent-Replayed"])
+    assert.are_not.equal(first, oldest.body.order_id)
+    assert.equal(50, ex:memory_stats().idempotency_records)
+  end)
+
   it("compacts finished orders and trades beyond keep_finished; pending orders stay", function()
     local ex, clock, cid = setup { keep_finished = 10 }
     local pending = order(ex, cid, { order_type = "limit", price = "0.10" })

@@ -13,6 +13,7 @@
 
 #define TRANSFER_MT "polysim.Transfer"
 #define DEFAULT_MAX_SIZE (16L * 1024 * 1024)
+#define SIG_MAX 320
 
 enum { T_IDLE, T_RUNNING, T_DONE };
 
@@ -26,6 +27,9 @@ typedef struct {
     int state;
     int too_large;
     int pin;                 /* registry ref while running */
+    int plain;               /* a plain GET whose invariant options are sig (see easy_get) */
+    size_t siglen;
+    char sig[SIG_MAX];
     CURLcode result;
     char method[16];
     char errbuf[CURL_ERROR_SIZE];
@@ -54,30 +58,82 @@ static ps_transfer *check_transfer(lua_State *L, int idx) {
     return luaL_checkudata(L, idx, TRANSFER_MT);
 }
 
-/* perf (issue 13): finished easy handles are reset and kept for the next request instead of
+/* perf (issue 13): finished easy handles are kept for the next request instead of
  * curl_easy_cleanup + curl_easy_init per call (the profile's largest per-call allocation).
- * curl_easy_reset drops every option; connections live in the multi's cache either way. */
+ * A handle that ran a plain GET (no body, not fresh) keeps its options with their signature
+ * (connect timeout, HTTP version, user agent, cainfo): the next plain GET with the same
+ * signature sets only what differs per request (URL, headers, timeout, our pointers). The
+ * profile showed curl re-parsing the protocols string, accept-encoding and the user agent on
+ * every request. Any other handle, or a signature that differs, is curl_easy_reset and set up
+ * in full as before. Connections live in the multi's cache either way. */
 #define EASY_POOL 64
-static _Thread_local CURL *easy_pool[EASY_POOL];
+typedef struct {
+    CURL *e;
+    int plain;
+    size_t siglen;
+    char sig[SIG_MAX];
+} pooled_easy;
+static _Thread_local pooled_easy easy_pool[EASY_POOL];
 static _Thread_local int easy_pooled;
 
-static CURL *easy_get(void) {
-    return easy_pooled ? easy_pool[--easy_pooled] : curl_easy_init();
+/* -> a handle; *configured = 1 when it already holds t's invariant options. */
+static CURL *easy_get(const ps_transfer *t, int *configured) {
+    *configured = 0;
+    if (!easy_pooled) return curl_easy_init();
+    pooled_easy *p = &easy_pool[--easy_pooled];
+    if (t->plain && p->plain && p->siglen == t->siglen && memcmp(p->sig, t->sig, t->siglen) == 0)
+        *configured = 1;
+    else if (p->plain)
+        curl_easy_reset(p->e);
+    return p->e;
 }
 
-static void easy_put(CURL *e) {
+static void easy_put(ps_transfer *t) {
+    CURL *e = t->easy;
     if (easy_pooled < EASY_POOL) {
-        curl_easy_reset(e);
-        easy_pool[easy_pooled++] = e;
+        pooled_easy *p = &easy_pool[easy_pooled++];
+        p->e = e;
+        p->plain = t->plain && t->state == T_DONE;
+        if (p->plain) {
+            /* Pointers into this transfer go; the next request sets its own. */
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+            curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)NULL);
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
+            p->siglen = t->siglen;
+            memcpy(p->sig, t->sig, t->siglen);
+        } else {
+            curl_easy_reset(e);
+        }
     } else {
         curl_easy_cleanup(e);
     }
 }
 
+/* The invariant options of a plain GET as one byte string; 0 when they do not fit. */
+static int make_sig(ps_transfer *t, long ctimeout_ms, int httpv, const char *ua, size_t ualen,
+                    const char *cainfo) {
+    size_t clen = cainfo ? strlen(cainfo) : 0;
+    size_t need = sizeof ctimeout_ms + sizeof httpv + 2 * sizeof(size_t) + 2 + ualen + clen;
+    if (need > SIG_MAX) return 0;
+    char *s = t->sig;
+    memcpy(s, &ctimeout_ms, sizeof ctimeout_ms), s += sizeof ctimeout_ms;
+    memcpy(s, &httpv, sizeof httpv), s += sizeof httpv;
+    *s++ = ua ? 1 : 0;
+    memcpy(s, &ualen, sizeof ualen), s += sizeof ualen;
+    if (ualen) memcpy(s, ua, ualen), s += ualen;
+    *s++ = cainfo ? 1 : 0;
+    memcpy(s, &clen, sizeof clen), s += sizeof clen;
+    if (clen) memcpy(s, cainfo, clen), s += clen;
+    t->siglen = (size_t)(s - t->sig);
+    return 1;
+}
+
 static void transfer_release(ps_transfer *t) {
     if (t->easy) {
         if (t->state == T_RUNNING && t->loop) curl_multi_remove_handle(ps_loop_multi(t->loop), t->easy);
-        easy_put(t->easy);
+        easy_put(t);
         t->easy = NULL;
     }
     curl_slist_free_all(t->headers);
@@ -184,7 +240,16 @@ static int l_request(lua_State *L) {
     luaL_argcheck(L, ps_number_to_size(max_size, &t->max_size) == 0, 1,
                   "max_size must be a non-negative number");
     strcpy(t->method, method);
-    t->easy = easy_get();
+    if (ua)
+        luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
+                      "user_agent has a control character (CR/LF not allowed)");
+    int httpv_code = httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
+                                                        : CURL_HTTP_VERSION_2TLS;
+    long ctimeout_ms = ctimeout > 0 ? ps_secs_to_ms(ctimeout) + 1 : 0L;
+    t->plain = !body && !fresh && strcmp(method, "GET") == 0 &&
+               make_sig(t, ctimeout_ms, httpv_code, ua, ualen, cainfo);
+    int configured;
+    t->easy = easy_get(t, &configured);
     if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
 
     int has_ctype = 0;
@@ -212,6 +277,17 @@ static int l_request(lua_State *L) {
     if (bodiless && !has_ctype) add_header(L, t, "Content-Type", 12, NULL, 0);
 
     CURL *e = t->easy;
+    if (configured) {
+        /* Same options as the full path below leaves on a plain GET; only these differ. */
+        curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)&t->owner);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? ps_secs_to_ms(timeout) + 1 : 0L);
+        goto add;
+    }
     ps_easy_defaults(e, &t->owner, t->errbuf, cainfo, ctimeout);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -225,9 +301,7 @@ static int l_request(lua_State *L) {
     /* No CURLOPT_PIPEWAIT: with it, a call to a host that has a CONNECT_ONLY WebSocket
      * opening waited on that connection forever. HTTP/2 connections are still multiplexed
      * once they are up (the multi's default); only a second connection may open meanwhile. */
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                     httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
-                                                        : CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)httpv_code);
     /* fresh=true: a request that is not safe to repeat (issue 10 item 4). curl re-sends a
      * request by itself only when it went out on a reused connection that died before any
      * answer byte; a connection of its own, closed after, is never reused, so never re-sent. */
@@ -235,11 +309,7 @@ static int l_request(lua_State *L) {
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
-    if (ua) {
-        luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
-                      "user_agent has a control character (CR/LF not allowed)");
-        curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
-    }
+    if (ua) curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
     if (body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
@@ -254,6 +324,7 @@ static int l_request(lua_State *L) {
         if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
 
+add:;
     CURLMcode mc = curl_multi_add_handle(ps_loop_multi(loop), e);
     if (mc != CURLM_OK) return luaL_error(L, "request: %s", curl_multi_strerror(mc));
     t->state = T_RUNNING;

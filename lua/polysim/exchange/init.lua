@@ -14,6 +14,7 @@
 --     closed_beta = false, -- or "CLOSED_BETA" / "API_PRO_COMING_SOON": key issuance gated
 --     bootstrap_plan = "pro",  -- plan of the bootstrap user
 --     idempotency_window = 86400, -- seconds an Idempotency-Key / client_order_id is remembered
+--     idempotency_max = 100000,   -- records kept per user within the window (oldest dropped)
 --     keep_finished = 10000,   -- finished orders (and trades) kept per user; older ones dropped
 --     min_order_size = "5",    -- shares; books advertise it, smaller orders are refused
 --   })
@@ -150,6 +151,7 @@ function _M.new(opts)
     faults = {}, listeners = { price = {}, fill = {} },
     closed_beta = opts.closed_beta or false, started_at = now,
     idem_window = opts.idempotency_window or orders.IDEM_WINDOW,
+    idem_max = opts.idempotency_max or orders.IDEM_MAX,
     keep_finished = opts.keep_finished or orders.KEEP_FINISHED,
     min_order_size = opts.min_order_size and assert(fixed.coerce(opts.min_order_size, 4),
       "exchange.new: min_order_size must be a decimal number of shares") or nil,

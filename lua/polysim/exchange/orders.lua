@@ -636,6 +636,9 @@ end
 -- from a FIFO of {key, at}. Finished orders and trades beyond the newest ex.keep_finished
 -- per user are dropped (pending orders always stay), so a long soak holds a bounded amount.
 _M.IDEM_WINDOW = 86400
+-- perf2 (issue 10 #8): and at most ex.idem_max per user (the oldest go first), so that a
+-- fast client cannot fill memory inside the window (the 5-minute soak at 1,500 req/s).
+_M.IDEM_MAX = 100000
 _M.KEEP_FINISHED = 10000
 
 --- idem_get(ex, user, key, now): the live record under key, or nil (an expired one is gone).
@@ -657,9 +660,10 @@ function _M.idem_put(ex, user, key, rec, now)
   if not q then q = { first = 1, last = 0 }; user.idem_q = q end
   q.last = q.last + 1
   q[q.last] = { key, now }
+  local max = ex.idem_max or _M.IDEM_MAX
   while q.first <= q.last do
     local e = q[q.first]
-    if now - e[2] < window then break end
+    if now - e[2] < window and q.last - q.first < max then break end
     local cur = user.idem[e[1]]
     if cur and cur.at == e[2] then user.idem[e[1]] = nil end
     q[q.first] = nil
