@@ -7,7 +7,8 @@
  * Encoder: builds the text in a scratch userdata held at a fixed stack slot and grown by
  * replacement, so a raised error (unencodable value) leaves nothing to free.
  *
- * Values: JSON null is a light userdata sentinel (core.null); decoded arrays share one
+ * Values: JSON null is the NULL light userdata (core.null), the very value lua-cjson uses for
+ * cjson.null, so the two libraries' tables mix; decoded arrays share one
  * metatable (core.array_mt, kept in the registry under a static address) so an empty decoded
  * array re-encodes as [] rather than {}. */
 #include <locale.h>
@@ -24,13 +25,12 @@
 #define DEC_MAX_DEPTH 200
 #define ENC_MAX_DEPTH 100
 
-static char null_sentinel;     /* its address is polysim.null */
 static char array_mt_key;      /* registry key of the shared array metatable */
 
-void ps_json_pushnull(lua_State *L) { lua_pushlightuserdata(L, &null_sentinel); }
+void ps_json_pushnull(lua_State *L) { lua_pushlightuserdata(L, NULL); }
 
 int ps_json_isnull(lua_State *L, int idx) {
-    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == &null_sentinel;
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
 
 /* Byte classes shared by both directions: 1 for printable ASCII that needs no escaping and
@@ -768,7 +768,7 @@ static void enc_value(Enc *en, int idx) {
         enc_table(en, idx);
         break;
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == &null_sentinel) enc_bytes(en, "null", 4);
+        if (lua_touserdata(L, idx) == NULL) enc_bytes(en, "null", 4);
         else enc_error(en, "cannot encode a light userdata");
         break;
     case LUA_TUSERDATA:
@@ -850,6 +850,31 @@ static int l_array(lua_State *L) {
     return 1;
 }
 
+/* __tostring of every light userdata (Lua has one metatable per basic type): the null
+ * reads "null"; any other keeps Lua's own "userdata: 0x..." form. */
+static int l_lightuserdata_tostring(lua_State *L) {
+    const void *p = lua_touserdata(L, 1);
+    if (p == NULL) lua_pushliteral(L, "null");
+    else lua_pushfstring(L, "userdata: %p", p);
+    return 1;
+}
+
+/* Gives light userdata a __tostring unless something else already did (that one stays: the
+ * metatable is shared with every other library in the state). */
+static void set_null_tostring(lua_State *L) {
+    ps_json_pushnull(L);                                 /* null */
+    if (!lua_getmetatable(L, -1)) lua_newtable(L);       /* null mt */
+    if (lua_getfield(L, -1, "__tostring") == LUA_TNIL) { /* null mt f */
+        lua_pop(L, 1);
+        lua_pushcfunction(L, l_lightuserdata_tostring);
+        lua_setfield(L, -2, "__tostring");               /* null mt */
+        lua_setmetatable(L, -2);                         /* null */
+    } else {
+        lua_pop(L, 2);                                   /* null */
+    }
+    lua_pop(L, 1);
+}
+
 void ps_json_open(lua_State *L) {
     static const luaL_Reg funcs[] = {
         {"json_decode", l_json_decode},
@@ -871,4 +896,5 @@ void ps_json_open(lua_State *L) {
     lua_setfield(L, -2, "array_mt");                     /* core */
     ps_json_pushnull(L);
     lua_setfield(L, -2, "null");                         /* core */
+    set_null_tostring(L);
 }
