@@ -11,7 +11,9 @@ local _M = {
   array = core.array,        -- marks a table to be encoded as a JSON array (even when empty)
 }
 
-_M.json = { encode = core.json_encode, decode = core.json_decode }
+-- The names lua-cjson uses (cjson.encode, cjson.decode, cjson.null): code written for cjson
+-- runs on these, except that decode returns nil, message for bad JSON where cjson raises.
+_M.json = { encode = core.json_encode, decode = core.json_decode, null = core.null, array = core.array }
 
 function _M.new(opts)
   return require("polysim.client").new(opts)
