@@ -36,7 +36,7 @@ ifdef POLYSIM_SDK_DIR
 export POLYSIM_SDK_DIR
 endif
 
-.PHONY: dashboard-shot rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help coverage coverage-run
+.PHONY: doc dashboard-shot rockspec all deps build test spec ctest check asan valgrind fuzz lint run bench install uninstall clean help coverage coverage-run
 all: build
 
 help:
@@ -49,6 +49,7 @@ help:
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files and the polysim command under PREFIX"
+	@echo "make doc      the API reference (LDoc, config.ld) in $(BUILD)/doc; fails on any LDoc warning"
 
 deps:
 	@sh scripts/deps.sh
@@ -218,6 +219,17 @@ install-embed: deps
 
 rockspec:
 	$(LUA) scripts/gen-rockspec.lua > rockspec/polysim-scm-1.rockspec
+
+# The API reference from the doc comments (config.ld lists the files). LDoc reports some
+# problems (an unknown reference, a missing formatter) without failing: any line it prints
+# besides its two progress lines fails the target.
+doc:
+	@command -v ldoc >/dev/null 2>&1 || { echo "make doc needs LDoc: apt-get install lua-ldoc lua-discount"; exit 1; }
+	@rm -rf $(BUILD)/doc && mkdir -p $(BUILD)/doc
+	@ldoc --testing --fatalwarnings -d $(BUILD)/doc . > $(BUILD)/doc.log 2>&1; rc=$$?; \
+	  if grep -v -e '^reading configuration from ' -e '^output written to ' $(BUILD)/doc.log || [ $$rc -ne 0 ]; then \
+	    echo "make doc: LDoc warnings (above; log in $(BUILD)/doc.log)"; exit 1; fi
+	@echo "API reference: $(BUILD)/doc/index.html"
 
 print-%:
 	@echo $($*)

@@ -8,9 +8,10 @@ if command -v clang >/dev/null 2>&1; then
     v=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
     [ -n "$v" ] && PKGS="$PKGS libclang-rt-$v-dev"
 fi
-# Test extras: the page specs' headless browser, lua-cjson for the interop spec. As root they
-# are installed too (a failure only leaves those specs skipped); otherwise they are named.
-OPTIONAL="chromium lua-cjson"
+# Test extras: the page specs' headless browser, lua-cjson for the interop spec, LDoc and its
+# Markdown formatter for `make doc` (spec/doc_spec.lua). As root they are installed too (a
+# failure only leaves those specs skipped); otherwise they are named.
+OPTIONAL="chromium lua-cjson lua-ldoc lua-discount"
 opt_missing=""
 for p in $OPTIONAL; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || opt_missing="$opt_missing $p"
