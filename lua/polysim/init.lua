@@ -16,13 +16,17 @@
 --
 -- **Field meanings** that trip people up:
 --
--- | field | meaning |
--- |---|---|
--- | `buy`, `sell` (`live_price`, price events) | the **Yes** and the **No** price of a binary market, not a bid and an ask; `best_bid` / `best_ask` are the book's |
--- | `amount` (`place_order`, market BUY) | money instead of a share count: shares = amount ÷ `price` (the limit, the worst price accepted), floored to 4 decimals; a better fill spends less (`amount = "10", price = "0.50"`: 20 shares) |
--- | `balance`, `account_balance`, `notional`, `fee`, P&L | money as decimal strings, not rounded to cents: up to 6 decimals (USDC's precision; VWAP fills make sub-cent amounts such as `"9994.546470"`), the local exchange up to 8 with trailing zeros trimmed; show cents with `polysim.decimal(v):format(2)` |
--- | `quantity`, `price`, `fee` | decimal strings; quantities in shares, prices in money per share (0 to 1) |
--- | null | `polysim.null`, the same value as `cjson.null`; `tostring` gives `"null"` |
+-- - `buy`, `sell` (a market's `live_price`, price events): the **Yes** and the **No** price
+--   of a binary market, not a bid and an ask (the book's are `best_bid`, `best_ask`).
+-- - `amount` (`place_order`, market BUY): money instead of a share count; shares = amount ÷
+--   `price` (the limit: the worst price accepted), floored to 4 decimals, and a better fill
+--   spends less (`amount = "10", price = "0.50"` buys 20 shares).
+-- - `balance`, `account_balance`, `notional`, `fee`, P&L: money as decimal strings, not
+--   rounded to cents: up to 6 decimals (USDC's precision; VWAP fills make sub-cent amounts
+--   such as `"9994.546470"`), the local exchange up to 8 with trailing zeros trimmed. Show
+--   cents with `polysim.decimal(v):format(2)`, compare with `polysim.decimal`.
+-- - `quantity`, `price`: decimal strings; shares, and money per share (0 to 1).
+-- - JSON null: `polysim.null`, the same value as `cjson.null`; `tostring` gives `"null"`.
 -- @module polysim
 local core = require "polysim.core"
 
