@@ -8,6 +8,30 @@
  * Shape follows LPeg: the value lives inside the userdata (no __gc), operators are
  * metamethods, the module table is the metatable's __index (d:add(x) == decimal.add(d, x)),
  * and every operand goes through one coercion, todecimal(). */
+/*** Exact decimal numbers for money: `polysim.decimal` (also `d:method(...)` on a value).
+ *
+ *    local D = polysim.decimal
+ *    local cost = D"6.50" + D"0.09"                 -- exact: 6.59
+ *    print(D.div("1", "3", 4, "half_even"))         -- 0.3333
+ *    print(D"2.675":round(2, "half_up"), D"0.1" + "0.2" == D"0.3")
+ *
+ * A value has up to 38 significant digits and 0 to 38 decimal places; values are immutable.
+ * Every argument called `x`, `a`, `b` or `d` below may be a decimal, a decimal string
+ * (`"-12.50"`, `"1e-3"`), a Lua integer, or a float whose binary value is exactly a decimal
+ * within 18 places (`0.5`; `0.68` is refused: pass `"0.68"`); anything else raises an
+ * argument error. A result that does not fit raises `"decimal overflow in <op>: ..."`.
+ *
+ * Operators: `+ - *` and unary `-` are exact; `== < <=` compare values (`D"1.50" == D"1.5"`;
+ * a decimal never equals a string or number: compare `D(x) == D(y)`); `..` concatenates the
+ * canonical text; `/` and `//` raise (a division must name its scale and rounding: `div`).
+ * `tostring(d)` is the canonical text: no exponent, trailing zeros kept as computed
+ * (`D"1.50"` prints `1.50`), never `-0`.
+ *
+ * Rounding modes: `"half_even"` (banker's), `"half_up"`, `"down"` (toward zero), `"up"`
+ * (away from zero), `"floor"`, `"ceiling"`.
+ * @module polysim.decimal
+ */
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -400,7 +424,13 @@ static int overflow(lua_State *L, const char *op) {
 /* Lua functions                                                                            */
 /* --------------------------------------------------------------------------------------- */
 
-/* decimal.new(x) -> d  (a Decimal argument is returned as is: values are immutable) */
+/*** Makes a decimal; `polysim.decimal(x)` is the same call.
+ * @function new
+ * @tparam string|int|number|decimal x the value (a decimal is returned as it is)
+ * @treturn decimal
+ * @raise an argument error for text that is not a decimal, an inexact float, a non-finite
+ *   number, more than 38 digits, or another type
+ */
 static int l_new(lua_State *L) {
     if (testdec(L, 1)) { lua_settop(L, 1); return 1; }
     pushdec(L, todecimal(L, 1));
@@ -413,7 +443,14 @@ static int l_call(lua_State *L) {
     return l_new(L);
 }
 
-/* decimal.parse(s) -> d | nil, message */
+/*** Parses decimal text without raising: for input from outside.
+ * @function parse
+ * @tparam string s `[+-]digits[.digits][e[+-]digits]`
+ * @treturn decimal
+ * @treturn[2] nil
+ * @treturn[2] string `invalid decimal "<s>": <why>`
+ * @raise when `s` is not a string
+ */
 static int l_parse(lua_State *L) {
     size_t n;
     Dec d;
@@ -429,6 +466,11 @@ static int l_parse(lua_State *L) {
     return 1;
 }
 
+/*** The canonical text (as `tostring(d)`).
+ * @function tostring
+ * @param d the value
+ * @treturn string e.g. `"-12.50"`, `"0.05"`
+ */
 static int l_tostring(lua_State *L) {
     char buf[48];
     size_t n = dec_format(todecimal(L, 1), buf);
@@ -436,7 +478,14 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
-/* d:format(scale [, rounding = "half_even"]) -> string with exactly scale places */
+/*** Text with exactly `scale` decimal places, for display (`D"9994.54647":format(2)` is
+ * `"9994.55"`).
+ * @function format
+ * @param d the value
+ * @tparam int scale places, 0 to 38
+ * @tparam[opt="half_even"] string rounding a rounding mode
+ * @treturn string
+ */
 static int l_format(lua_State *L) {
     Dec a = todecimal(L, 1), r;
     int scale = check_scale(L, 2);
@@ -448,6 +497,12 @@ static int l_format(lua_State *L) {
     return 1;
 }
 
+/*** `a + b`, exact.
+ * @function add
+ * @param a
+ * @param b
+ * @treturn decimal
+ */
 static int l_add(lua_State *L) {
     Dec r;
     if (!dec_add(todecimal(L, 1), todecimal(L, 2), &r)) return overflow(L, "add");
@@ -455,6 +510,12 @@ static int l_add(lua_State *L) {
     return 1;
 }
 
+/*** `a - b`, exact.
+ * @function sub
+ * @param a
+ * @param b
+ * @treturn decimal
+ */
 static int l_sub(lua_State *L) {
     Dec r, b = todecimal(L, 2);
     if (b.m) b.neg = !b.neg;
@@ -463,6 +524,12 @@ static int l_sub(lua_State *L) {
     return 1;
 }
 
+/*** `a * b`, exact (the scales add up).
+ * @function mul
+ * @param a
+ * @param b
+ * @treturn decimal
+ */
 static int l_mul(lua_State *L) {
     Dec r;
     if (!dec_mul(todecimal(L, 1), todecimal(L, 2), &r)) return overflow(L, "mul");
@@ -470,7 +537,15 @@ static int l_mul(lua_State *L) {
     return 1;
 }
 
-/* decimal.div(a, b, scale, rounding) -> a / b rounded to scale places */
+/*** `a / b`, rounded to `scale` places (the only division: `/` raises).
+ * @function div
+ * @param a
+ * @param b
+ * @tparam int scale places of the result, 0 to 38
+ * @tparam string rounding a rounding mode (required)
+ * @treturn decimal
+ * @raise `"decimal division by zero"`; an argument error for a bad scale or mode
+ */
 static int l_div(lua_State *L) {
     Dec a = todecimal(L, 1), b = todecimal(L, 2), r;
     int scale = check_scale(L, 3);
@@ -481,7 +556,13 @@ static int l_div(lua_State *L) {
     return 1;
 }
 
-/* decimal.round(d, scale, rounding) -> d at exactly scale places */
+/*** Rounds to exactly `scale` places (`D"2.675":round(2, "half_up")` is `2.68`).
+ * @function round
+ * @param d the value
+ * @tparam int scale places, 0 to 38
+ * @tparam string rounding a rounding mode (required)
+ * @treturn decimal
+ */
 static int l_round(lua_State *L) {
     Dec a = todecimal(L, 1), r;
     int scale = check_scale(L, 2);
@@ -491,7 +572,13 @@ static int l_round(lua_State *L) {
     return 1;
 }
 
-/* decimal.quantize(d, exp, rounding) -> d at the scale of exp (e.g. "0.01") */
+/*** Rounds to the scale of `exp` (`D.quantize(x, "0.01", "half_even")`: cents).
+ * @function quantize
+ * @param d the value
+ * @param exp a decimal whose number of places is used
+ * @tparam string rounding a rounding mode (required)
+ * @treturn decimal
+ */
 static int l_quantize(lua_State *L) {
     Dec a = todecimal(L, 1), q = todecimal(L, 2), r;
     int mode = check_mode(L, 3);
@@ -500,11 +587,22 @@ static int l_quantize(lua_State *L) {
     return 1;
 }
 
+/*** Compares two values (of any accepted type, unlike `==`).
+ * @function cmp
+ * @param a
+ * @param b
+ * @treturn int -1, 0 or 1
+ */
 static int l_cmp(lua_State *L) {
     lua_pushinteger(L, dec_cmp(todecimal(L, 1), todecimal(L, 2)));
     return 1;
 }
 
+/*** `-d`.
+ * @function neg
+ * @param d
+ * @treturn decimal
+ */
 static int l_neg(lua_State *L) {
     Dec a = todecimal(L, 1);
     a.neg = !a.neg && a.m != 0;
@@ -512,6 +610,11 @@ static int l_neg(lua_State *L) {
     return 1;
 }
 
+/*** `|d|`.
+ * @function abs
+ * @param d
+ * @treturn decimal
+ */
 static int l_abs(lua_State *L) {
     Dec a = todecimal(L, 1);
     a.neg = 0;
@@ -519,23 +622,42 @@ static int l_abs(lua_State *L) {
     return 1;
 }
 
+/*** The sign.
+ * @function sign
+ * @param d
+ * @treturn int -1, 0 or 1
+ */
 static int l_sign(lua_State *L) {
     Dec a = todecimal(L, 1);
     lua_pushinteger(L, a.m == 0 ? 0 : a.neg ? -1 : 1);
     return 1;
 }
 
+/*** Whether the value is zero.
+ * @function is_zero
+ * @param d
+ * @treturn bool
+ */
 static int l_is_zero(lua_State *L) {
     lua_pushboolean(L, todecimal(L, 1).m == 0);
     return 1;
 }
 
+/*** The number of decimal places the value carries (`D"1.50":scale()` is 2).
+ * @function scale
+ * @param d
+ * @treturn int
+ */
 static int l_scale(lua_State *L) {
     lua_pushinteger(L, todecimal(L, 1).scale);
     return 1;
 }
 
-/* decimal.tonumber(d) -> nearest float (lossy; for display and statistics only) */
+/*** The nearest float: lossy, for display and statistics only, never for money.
+ * @function tonumber
+ * @param d
+ * @treturn number
+ */
 static int l_tonumber(lua_State *L) {
     char buf[48];
     dec_format(todecimal(L, 1), buf);
@@ -544,6 +666,11 @@ static int l_tonumber(lua_State *L) {
     return 1;
 }
 
+/*** Whether `v` is a decimal value (not text or a number).
+ * @function isdecimal
+ * @param v any value
+ * @treturn bool
+ */
 static int l_isdecimal(lua_State *L) {
     lua_pushboolean(L, testdec(L, 1) != NULL);
     return 1;
