@@ -20,7 +20,7 @@
 --   of a binary market, not a bid and an ask (the book's are `best_bid`, `best_ask`).
 -- - `amount` (`place_order`, market BUY): money instead of a share count; shares = amount ÷
 --   `price` (the limit: the worst price accepted), floored to 4 decimals, and a better fill
---   spends less (`amount = "10", price = "0.50"` buys 20 shares).
+--   spends less (`amount = "10", price = "0.50"` buys 20 shares; the fee comes on top).
 -- - `balance`, `account_balance`, `notional`, `fee`, P&L: money as decimal strings, not
 --   rounded to cents: up to 6 decimals (USDC's precision; VWAP fills make sub-cent amounts
 --   such as `"9994.546470"`), the local exchange up to 8 with trailing zeros trimmed. Show

@@ -1,7 +1,20 @@
--- Tasks on the C event loop: the OpenResty cosocket model. Code running in a task (a
--- coroutine made by spawn) that waits on the network yields to the loop, which resumes it
--- when its answer is in; code outside any task waits by driving the loop itself. The same
--- client method is therefore blocking in a plain script and non-blocking under the host.
+--- Tasks on the event loop: the OpenResty cosocket model.
+-- Code running in a task (a coroutine made by `spawn`) that waits on the network yields to
+-- the loop, which resumes it when its answer is in; code outside any task waits by driving
+-- the loop itself. The same client method therefore blocks in a plain script and yields
+-- under the host (`polysim run`), where every callback already runs in a task.
+--
+-- A plain script that starts streams or tasks must drive the loop until it has what it
+-- wants: `run_until(pred, timeout)`.
+--
+--    local loop = require "polysim.loop"
+--    local a = loop.spawn(function() return client:market(id1) end)
+--    local b = loop.spawn(function() return client:market(id2) end)
+--    local m1, m2 = loop.join(a), loop.join(b)      -- both requests were in flight at once
+--
+-- A task that raises reports its error (with traceback) to `task.on_error`, else
+-- `loop.on_error` (default: a line on stderr); it never escapes into unrelated code.
+-- @module polysim.loop
 local core = require "polysim.core"
 
 local coroutine, error, setmetatable, table = coroutine, error, setmetatable, table
@@ -19,6 +32,9 @@ _M.SENTINEL = SENTINEL
 
 local tasks = setmetatable({}, { __mode = "k" }) -- coroutine -> task record
 
+--- Where the errors of tasks and loop callbacks go: `function(err, task)`, replaceable.
+-- Default: one line on stderr naming the task.
+-- @function on_error
 local function default_error_handler(err, task)
   io.stderr:write(string.format("polysim: task %s failed: %s\n", task.name or "?", tostring(err)))
 end
@@ -95,7 +111,12 @@ function _M.resume_preempted()
   end
 end
 
--- Starts fn(...) as a task now; it runs until its first wait. Returns the task record.
+--- Starts `fn(...)` as a task now; it runs until its first wait.
+-- @func fn the task's body
+-- @param ... its arguments
+-- @treturn table the task record: `done` (finished), `results` (a packed table), `error`;
+--   set `name` and `on_error(err, task)` on it to label or handle its failure
+-- @raise when `fn` is not a function
 function _M.spawn(fn, ...)
   if type(fn) ~= "function" then error("spawn: fn must be a function", 2) end
   local task = { co = coroutine.create(fn) }
@@ -120,7 +141,8 @@ end
 -- The task record of a coroutine (nil when it is not a task).
 function _M.task_of(co) return tasks[co] end
 
--- Returns the running task, or nil when not inside one.
+--- The running task.
+-- @treturn table|nil the task record, nil outside any task
 function _M.current()
   local co, main = coroutine.running()
   if main then return nil end
@@ -174,6 +196,9 @@ function _M.await(make_request)
   end)
 end
 
+--- Waits `seconds`: yields inside a task, drives the loop outside one.
+-- @tparam number seconds >= 0
+-- @raise when `seconds` is not a number >= 0
 function _M.sleep(seconds)
   if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
     error("sleep: seconds must be a number >= 0", 2)
@@ -181,8 +206,11 @@ function _M.sleep(seconds)
   _M.suspend(function(wake) loop:timer(seconds, wake) end)
 end
 
--- Wraps fn in a coroutine of the caller's own whose waits still reach the loop: yields
--- other than the loop's pass to the caller, loop waits pass through to the task.
+--- A coroutine of your own (a generator, say) whose client calls still wait on the loop:
+-- like `coroutine.wrap`, except that the loop's waits pass through to the task that resumes
+-- it; your own yields come back to you as usual.
+-- @func fn the coroutine's body
+-- @treturn func the resume function (raises the coroutine's error)
 function _M.wrap(fn)
   local co = coroutine.create(fn)
   local function step(ok, first, ...)
@@ -199,7 +227,11 @@ function _M.wrap(fn)
   end
 end
 
--- Waits for a task to end; returns its results, or nil and its error.
+--- Waits for a task to end.
+-- @tparam table task a record from `spawn`
+-- @return the task's results
+-- @treturn[2] nil
+-- @treturn[2] string|table its error (a string with traceback, or the value it raised)
 function _M.join(task)
   if not task.done then
     _M.suspend(function(wake)
@@ -211,8 +243,12 @@ function _M.join(task)
   return table.unpack(task.results, 1, task.results.n)
 end
 
--- Drives the loop until pred() is true (checked after every step) or timeout seconds pass.
--- Returns true when pred held.
+--- Drives the loop until `pred()` is true (checked after every step) or `timeout` seconds
+-- pass: how a plain script waits for streams and tasks.
+-- @func pred `function() -> bool`
+-- @tparam[opt] number timeout seconds (default: no limit)
+-- @treturn bool true when `pred` held, false on timeout
+-- @usage loop.run_until(function() return #prices >= 3 end, 10)
 function _M.run_until(pred, timeout)
   local deadline = timeout and core.monotime() + timeout
   while not pred() do
@@ -238,11 +274,25 @@ local function protect(fn, on_error, name)
 end
 _M.protect = protect
 
+--- Calls `fn()` once after `seconds`, on the loop and outside any task (spawn one from it
+-- to make client calls).
+-- @tparam number seconds delay
+-- @func fn the callback; an error goes to `on_error(err)`, else `loop.on_error`
+-- @func[opt] on_error its handler
+-- @return a timer id for `cancel`
 function _M.timer(seconds, fn, on_error) return loop:timer(seconds, protect(fn, on_error)) end
+--- Cancels a timer from `timer`.
+-- @param id the timer id
 function _M.cancel(id) return loop:cancel(id) end
+--- Monotonic seconds, for measuring durations.
+-- @treturn number
 function _M.now() return core.monotime() end
 
--- Calls fn every `seconds` until the returned cancel function is called.
+--- Calls `fn()` every `seconds` until the returned function is called.
+-- @tparam number seconds the period
+-- @func fn the callback, outside any task (spawn one from it to make client calls)
+-- @func[opt] on_error handler of its errors (default `loop.on_error`)
+-- @treturn func cancel: stops the calls
 function _M.every(seconds, fn, on_error)
   local id, stopped
   local function arm()
