@@ -1,14 +1,97 @@
--- The strategy host: `polysim run STRATEGY.lua` and the Lua half of the C embedding API.
+--- The strategy host in Lua: what `polysim run` and the C embedding API
+-- (`include/polysim.h`) drive. Embed it in a Lua program's own loop:
 --
---   local host = require "polysim.host"
---   local h = assert(host.new { local_exchange = "auto", hot_reload = true })
---   assert(h:load "examples/mean_reversion.lua")
---   while not h:done() do h:step(0.1) end      -- or poll h:fd() / h:timeout() yourself
---   h:close()
+--    local host = require "polysim.host"
+--    local h = assert(host.new { local_exchange = "auto", hot_reload = true })
+--    assert(h:load "examples/mean_reversion.lua")
+--    while not h:done() do h:step(0.1) end      -- or poll h:fd() / h:timeout() yourself
+--    h:close()
 --
--- Without live = true and without a base URL, the host starts the local exchange in this
--- process, on the same loop, and trades against it (POLYSIM_API_KEY alone never selects the
--- real service).
+-- Without `live = true` and without a `base_url`, the host starts the local exchange in this
+-- process, on the same loop, and trades against it (`POLYSIM_API_KEY` alone never selects
+-- the real service). The doc comments of this module are gathered here, above the code.
+-- @module polysim.host
+
+--- Creates a host. An unknown option raises (with a did-you-mean).
+-- @function new
+-- @tparam[opt] table opts
+-- @tparam[opt] string opts.api_key the key for the real service (default `$POLYSIM_API_KEY`)
+-- @tparam[opt] string opts.base_url trade against this server
+-- @tparam[opt=false] bool opts.live trade on the real service
+-- @param[opt="auto"] opts.local_exchange `"auto"` (local unless `live` or `base_url`), true, false
+-- @tparam[opt=1] int opts.seed the local exchange's seed
+-- @tparam[opt=0.5] number opts.tick seconds between the local exchange's price moves (0 or
+--   false freezes them)
+-- @tparam[opt=0.5] number opts.budget seconds a callback may run without yielding (0 or
+--   false: no limit)
+-- @tparam[opt=true] bool opts.hot_reload reload the strategy when its files change
+-- @tparam[opt] number opts.debounce seconds a burst of file changes is gathered before a reload
+-- @tparam[opt] func opts.log_sink `function(line, level)` instead of stderr
+-- @tparam[opt="info"] string opts.log_level `"debug"`, `"info"`, `"warn"` or `"error"`
+-- @param[opt] opts.status `"tty"`, `"plain"` or false: the status line (cash, P&L, positions)
+-- @tparam[opt] number opts.status_interval seconds between status lines
+-- @param[opt] opts.dashboard true or `{ port = 0, control = false }`: the live page (`h:open_dashboard`)
+-- @return the host (`tostring` names its server, never the key)
+-- @treturn[2] nil
+-- @treturn[2] string why: the local exchange did not start, or the client options are wrong
+
+--- Loads and starts the strategy file (its `on_start` has run when this returns); one per
+-- host through `load`, more beside it with `add`.
+-- @function h:load
+-- @tparam string path the strategy file
+-- @treturn true
+-- @treturn[2] nil
+-- @treturn[2] string the error (syntax, start-up, or "a strategy is already loaded")
+
+--- Loads and starts one more strategy beside the others: its own context, state, orders,
+-- P&L and reloads, so one strategy's error or reload touches no other.
+-- @function h:add
+-- @tparam string path the strategy file
+-- @treturn true
+-- @treturn[2] nil
+-- @treturn[2] string the error
+
+--- Serves the live dashboard of the (first) strategy on 127.0.0.1; sets `h.dashboard_url`
+-- (with the per-run token when `control` is on).
+-- @function h:open_dashboard
+-- @tparam[opt] table cfg `{ port = 0, control = false }`
+-- @return the dashboard
+-- @treturn[2] nil
+-- @treturn[2] string the error ("no strategy loaded", a busy port, …)
+
+--- One turn of the loop, waiting at most `timeout` seconds (0: only what is ready now).
+-- A callback still running at the deadline is suspended and resumed at the next step, so a
+-- step returns within its timeout plus a small bound (inside the polysim command or the C
+-- library, which preload the deadline hook).
+-- @function h:step
+-- @tparam[opt=0] number timeout seconds
+-- @treturn true
+-- @treturn[2] nil
+-- @treturn[2] string the error of a loop callback (the host stays usable)
+
+--- Whether every strategy has stopped (or none was loaded).
+-- @function h:done
+-- @treturn bool
+
+--- The loop's file descriptor, to poll in your own loop (readable: call `h:step(0)`).
+-- @function h:fd
+-- @treturn int
+
+--- Seconds until the host needs a step even when its fd stays quiet.
+-- @function h:timeout
+-- @treturn number|nil seconds, or nil when nothing is scheduled
+
+--- Stops the strategies (`on_stop`, cancels on request, feeds closed), stepping the loop
+-- for at most `timeout` seconds.
+-- @function h:stop
+-- @tparam[opt="stop"] string reason passed to `on_stop`
+-- @tparam[opt=15] number timeout seconds
+-- @treturn bool true when they stopped in time
+
+--- Stops the strategies if they run (at most `timeout` seconds), closes the file watchers,
+-- the dashboard and the local exchange. Idempotent; also the host's `__close`.
+-- @function h:close
+-- @tparam[opt=5] number timeout seconds
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local strategy = require "polysim.strategy"
@@ -346,7 +429,6 @@ function Host:close(timeout)
 end
 mt.__close = Host.close
 
----------------------------------------------------------------------------------------------
 -- the status line: cash, P&L, positions, every second on a terminal
 
 function Host:_snapshot()
