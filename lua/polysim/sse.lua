@@ -1,3 +1,5 @@
+--- The server-sent-events feed `GET /prices/stream`: what `client:spot_stream` returns.
+--
 -- The public server-sent-events feed GET /prices/stream (underlying spot ticks, and prices,
 -- books and Up/Down window events for condition ids), reconnecting, on the polysim loop.
 -- Follows the SDK's polysim_sdk/sse.py: query crypto / crypto_source / condition_ids /
@@ -6,10 +8,10 @@
 -- (backoff_base doubling to backoff_cap) and count toward max_reconnects (nil: unbounded);
 -- any other 4xx is permanent.
 --
---   local s = client:spot_stream{ crypto = {"BTC"}, condition_ids = {cid},
---     on_spot = fn(tick), on_window = fn(msg), on_message = fn(ev), on_event = fn(ev) }
---   for ev in client:spot_stream{ crypto = {"BTC"} } do print(ev.event, ev.data) end
---   s:close()  (also <close>)
+--    local s = client:spot_stream{ crypto = {"BTC"}, condition_ids = {cid},
+--      on_spot = fn(tick), on_window = fn(msg), on_message = fn(ev), on_event = fn(ev) }
+--    for ev in client:spot_stream{ crypto = {"BTC"} } do print(ev.event, ev.data) end
+--    s:close()  (also <close>)
 --
 -- Messages: every SSE event is ev = { event = <name>, data = <decoded JSON, or the raw text> }
 -- (names: crypto_price, crypto_price_batch, keepalive, snapshot, market_price, orderbook,
@@ -23,6 +25,7 @@
 --
 -- The core's transfers collect a body in C; this reads it while it runs (transfer:take()),
 -- every poll_interval seconds (0.05).
+-- @module polysim.sse
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local options = require "polysim.opts"
@@ -68,8 +71,8 @@ local function fn_opt(fname, opts, name)
   return v
 end
 
---- parse_block(text): one SSE event block -> { event, data } or nil (comments only), as the
---- SDK's _parse_event_block: data lines join with "\n", then JSON-decode (else the text).
+-- parse_block(text): one SSE event block -> { event, data } or nil (comments only), as the
+-- SDK's _parse_event_block: data lines join with "\n", then JSON-decode (else the text).
 function _M.parse_block(block)
   local event, data, saw = "message", {}, false
   for line in (block .. "\n"):gmatch("(.-)\r?\n") do
@@ -221,7 +224,9 @@ function methods:_connect()
   self.poller = ploop.every(self.poll_interval, poll)
 end
 
---- close([reason, err]): stops the stream for good (idempotent).
+--- Stops the stream for good (idempotent; also its `__close`).
+-- @tparam[opt] string reason reported in the `closed` event
+-- @param[opt] err an error to report with it
 function methods:close(reason, err)
   if self.closed then return end
   self.closed = true
@@ -246,7 +251,7 @@ mt.__call = function(self)
   end
 end
 
---- spot(client, opts, api_key): the stream (see the top of this file).
+-- spot(client, opts, api_key): the stream (see the top of this file).
 function _M.spot(client, opts, api_key)
   local fname = "spot_stream"
   opts = options.check(fname, opts or {}, OPTIONS)

@@ -1,10 +1,11 @@
--- Live WebSocket feeds with automatic reconnection, on the loop.
+--- Live WebSocket feeds with automatic reconnection, on the loop: what
+-- `client:prices_stream` and `client:executions_stream` return.
 --
---   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_window = fn(msg),
+--    local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_window = fn(msg),
 --                                   on_event = fn(ev) }
---   local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
---   s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
---   for msg in client:prices_stream{ markets = {...} } do ... end
+--    local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
+--    s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
+--    for msg in client:prices_stream{ markets = {...} } do ... end
 --
 -- A stream mints a single-use token (client:ws_token()), connects, subscribes, and on any
 -- drop reconnects with a fresh token: back-off 1 s doubling to 30 s, reset after a good
@@ -33,7 +34,9 @@
 -- an iterator instead: `for msg in s do` yields them in order (at most max_queue kept,
 -- oldest dropped), blocking by driving the loop in plain Lua, suspending inside a task, and
 -- ends when the stream is closed. Everything runs from the loop: outside a task, drive it
--- (polysim.loop.run_until, loop:step, or iterate).
+-- (polysim.loop.run_until, loop:step, or iterate). Breaking out of the iterator leaves the
+-- stream open: close it (`local s <close> = …`).
+-- @module polysim.stream
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local options = require "polysim.opts"
@@ -360,6 +363,10 @@ end
 function _M.prices(client, opts) return new(client, "prices", opts) end
 function _M.executions(client, opts) return new(client, "executions", opts) end
 
+--- Adds markets to a price stream (subscribed on every connection from now on).
+-- @tparam {string,...} ids condition ids
+-- @return the stream
+-- @raise on an executions stream, or for ids that are not strings
 function methods:subscribe(ids)
   if self.kind ~= "prices" then options.error("subscribe", "only price streams take subscriptions") end
   check_ids("subscribe", ids)
@@ -376,6 +383,10 @@ function methods:subscribe(ids)
   return self
 end
 
+--- Removes markets from a price stream; the room freed takes markets that waited for it.
+-- @tparam {string,...} ids condition ids
+-- @return the stream
+-- @raise on an executions stream, or for ids that are not strings
 function methods:unsubscribe(ids)
   if self.kind ~= "prices" then options.error("unsubscribe", "only price streams take subscriptions") end
   check_ids("unsubscribe", ids)
@@ -414,14 +425,20 @@ function methods:unsubscribe(ids)
   return self
 end
 
+--- The subscribed markets, in the order they were added.
+-- @treturn {string,...}
 function methods:markets()
   local out = {}
   for i, id in ipairs(self.order) do out[i] = id end
   return out
 end
 
+--- Whether the (first) connection is open and the server has answered on it.
+-- @treturn bool
 function methods:connected() return self.good and self.conn ~= nil and self.conn:state() == "open" end
 
+--- Closes the stream for good (idempotent; also its `__close`): an `on_event`
+-- `{type = "closed"}` follows, and an iterator ends once drained.
 function methods:close() return self:_close() end
 
 function methods:_close(reason, err)
