@@ -1,12 +1,14 @@
--- Settling orders whose outcome is unknown (issue 10 item 3). When the client's retries of
+--- Settling orders whose outcome is unknown (`err.maybe_filled`).
+--
+-- (Issue 10 item 3.) When the client's retries of
 -- an order run out and the order may have reached the exchange, place_order returns
 -- nil, err with err.maybe_filled = true (and err.client_order_id, err.idempotency_key);
 -- client:reconcile(err) looks the order up by its client order id. This module asks it a
 -- bounded number of times and is what the strategy host puts between a strategy and its
 -- client, so that a strategy hears of a failed order only when the order never arrived.
 --
---   local reconcile = require "polysim.reconcile"
---   reconcile.settle(client, err [, opts]) -> order | false | nil, err
+--    local reconcile = require "polysim.reconcile"
+--    reconcile.settle(client, err [, opts]) -> order | false | nil, err
 --       order: the exchange's record of it (it arrived: its status says how it filled);
 --       false: the exchange has no such order (it never arrived, nothing filled);
 --       nil, err: every lookup failed, the outcome is still unknown.
@@ -23,6 +25,7 @@
 --       "not_found"; when the lookups failed, err keeps maybe_filled = true and gains
 --       err.reconcile_error. Every other method and field is the client's own. The search of
 --       an order ends at the last order of its market that came back through the wrapper.
+-- @module polysim.reconcile
 local ploop = require "polysim.loop"
 local errors = require "polysim.errors"
 local paginate = require "polysim.paginate"
@@ -66,6 +69,20 @@ local function find(client, err, opts, sleep, pause)
   return found
 end
 
+--- Asks `client:reconcile(err)` until it knows: a bounded number of lookups.
+-- @tparam polysim.client client the client that placed the order
+-- @tparam polysim.errors.Error err the order's error (`maybe_filled`, `client_order_id`)
+-- @tparam[opt] table opts
+-- @tparam[opt=5] int opts.attempts lookups
+-- @tparam[opt=0.25] number opts.pause seconds before the second lookup, doubled after each
+-- @tparam[opt=3] int opts.page_attempts tries of each page of the search
+-- @param[opt] opts.after the id of an older order of the same market (its answer came back
+--   before this order was sent): the search ends there
+-- @func[opt] opts.sleep `function(seconds)` (default: the client's, else `polysim.loop.sleep`)
+-- @return the order as `client:orders()` lists it: it arrived (`status` says how it filled)
+-- @treturn[2] false the exchange has no such order: nothing filled
+-- @treturn[3] nil every lookup failed: the outcome is still unknown
+-- @treturn[3] polysim.errors.Error the last lookup's error
 function _M.settle(client, err, opts)
   opts = opts or {}
   local attempts = opts.attempts or _M.ATTEMPTS
@@ -111,6 +128,14 @@ end
 
 local SETTLED = { place_order = true, clob_order = true }
 
+--- A client whose `place_order` and `clob_order` settle a `maybe_filled` error before they
+-- return (what the strategy host gives `ctx.client`): an order that arrived comes back as if
+-- the call had succeeded, with `reconciled = true`; one that never arrived as `nil, err` with
+-- `maybe_filled = false` and `reconciled = "not_found"`; when the lookups failed, `err` keeps
+-- `maybe_filled = true` and gains `reconcile_error`.
+-- @tparam polysim.client client
+-- @tparam[opt] table log `info`, `warn`, `error` functions (like `ctx.log`)
+-- @return the wrapping client (every other method and field is the client's own)
 function _M.wrap(client, log)
   if type(client) ~= "table" then return client end
   local bound = {}
