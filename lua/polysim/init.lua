@@ -4,7 +4,8 @@
 --    local client = polysim.new{ base_url = os.getenv "POLYSIM_LOCAL_URL",
 --                                api_key = os.getenv "POLYSIM_LOCAL_KEY" }
 --    local m = assert(client:markets{ hot_only = true }())
---    print(m.question, m.live_price.buy, m.live_price.sell)   -- the Yes and No prices
+--    -- live_price.buy and .sell are the Yes and the No price (not bid and ask)
+--    print(m.question, m.live_price.buy, m.live_price.sell)
 --
 -- **Calling convention.** A call that succeeds returns the decoded JSON answer as plain
 -- tables. Numbers stay decimal strings (`"0.65"`), as the API sends them: use
@@ -31,7 +32,7 @@
 local core = require "polysim.core"
 
 local _M = {
-  --- The version of polysim (`"0.1.0"`).
+  --- The version of polysim, a string such as `"0.2.0"`.
   -- @field VERSION
   VERSION = core.VERSION,
   _VERSION = "polysim " .. core.VERSION,
@@ -50,7 +51,8 @@ local _M = {
   array = core.array,
 }
 
---- JSON, with the names lua-cjson uses (`encode`, `decode`, `null`), so code written for
+--- JSON: polysim.json.
+-- It has the names lua-cjson uses (`encode`, `decode`, `null`), so code written for
 -- cjson runs on it. Tables either library decodes encode with the other (`polysim.null` is
 -- `cjson.null`); Debian's lua-cjson 2.1.0 writes an empty array as `{}` and keeps 14
 -- significant digits of a number.
@@ -109,7 +111,8 @@ function _M.new(opts)
   return require("polysim.client").new(opts)
 end
 
---- Tasks (see `polysim.loop`).
+--- Tasks.
+-- See `polysim.loop`.
 -- @section tasks
 
 --- The task module, `polysim.loop`.
