@@ -1,5 +1,8 @@
 -- Client methods for API keys (list, create, bootstrap, revoke, rotate, rename, tiers,
 -- ws-token), mixed into the client's methods table by polysim.client (install).
+
+--- Client methods of API keys.
+-- @submodule polysim.client
 local core = require "polysim.core"
 local paginate = require "polysim.paginate"
 local args = require "polysim.client.args"
@@ -15,6 +18,11 @@ function _M.install(methods, secret_of)
   local TIERS = { "free", "pro", "pro_plus", "enterprise" }
   local PERMISSIONS = { "read", "trade" }
 
+  --- `GET /v1/keys`: one page of the account's API keys (never their secrets).
+  -- @tparam[opt] table p `limit` (1–100), `offset`
+  -- @treturn table the page
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:keys_page(p)
     p = check_table("keys_page", "params", p, true)
     check_keys("keys_page", p, set { "limit", "offset" })
@@ -24,8 +32,10 @@ function _M.install(methods, secret_of)
     } })
   end
 
-  -- Iterates over the account's keys: one page (an account holds at most a handful; the
-  -- server answers them all at once).
+  --- The account's API keys, as an iterator (one request: an account holds at most 5).
+  -- @tparam[opt] table p `page_size`
+  -- @treturn func the iterator
+  -- @raise the `Error` of the request, at once
   function methods:keys(p)
     p = check_table("keys", "params", p, true)
     check_keys("keys", p, set { "page_size" })
@@ -54,12 +64,28 @@ function _M.install(methods, secret_of)
     return body
   end
 
+  --- `POST /v1/keys`: creates an API key (at most 5 per account). Sent once on a fresh connection.
+  -- @tparam[opt] table p
+  -- @tparam[opt] string p.name a label
+  -- @tparam[opt] string p.tier `"free"`, `"pro"`, `"pro_plus"` or `"enterprise"`
+  -- @tparam[opt] {string,...} p.permissions `"read"`, `"trade"`
+  -- @treturn table the new key: `id`, `name`, `key_prefix`, `permissions`, `rate_limit_tier`,
+  -- `created_at` and `raw_key`, the secret (shown this once)
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:create_key(p)
     p = check_table("create_key", "params", p, true)
     return self:_call("POST", "/v1/keys", { auth = "either", body = key_body("create_key", p) })
   end
 
-  -- bootstrap{ token = <Bearer JWT>, name = } creates the first key of an account.
+  --- `POST /v1/keys/bootstrap`: creates the first key of an account, with a dashboard JWT.
+  -- @tparam table p
+  -- @tparam[opt] string p.token the Bearer JWT (default: the client's `bearer` option)
+  -- @tparam[opt] string p.name a label
+  -- @treturn table the new key, with its secret
+  -- @treturn[2] nil
+  -- @treturn[2] Error err e.g. 400 when the account has keys already
   function methods:bootstrap(p)
     p = check_table("bootstrap", "params", p)
     check_keys("bootstrap", p, set { "token", "name" })
@@ -69,21 +95,45 @@ function _M.install(methods, secret_of)
       body = { name = check_string("bootstrap", "name", p.name, true) } })
   end
 
+  --- `DELETE /v1/keys/{id}`.
+  -- @tparam string|int id the key's id
+  -- @treturn table the answer
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:revoke_key(id)
     return self:_call("DELETE", "/v1/keys/" .. pathseg("revoke_key", "key_id", id, true), { auth = "either" })
   end
 
+  --- `POST /v1/keys/{id}/rotate`: a new secret for a key (the old one stops working).
+  -- @tparam string|int id the key's id
+  -- @treturn table the key with its new secret
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:rotate_key(id)
     return self:_call("POST", "/v1/keys/" .. pathseg("rotate_key", "key_id", id, true) .. "/rotate", { auth = "either" })
   end
 
+  --- `PATCH /v1/keys/{id}`.
+  -- @tparam string|int id the key's id
+  -- @tparam string name the new label
+  -- @treturn table the key
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:rename_key(id, name)
     local seg = pathseg("rename_key", "key_id", id, true)
     return self:_call("PATCH", "/v1/keys/" .. seg,
       { auth = "either", body = { name = check_string("rename_key", "name", name) } })
   end
 
+  --- `GET /v1/keys/tiers`: the tiers and their limits (authoritative for rate limits).
+  -- @treturn table
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:tiers() return self:_call("GET", "/v1/keys/tiers", { auth = "either" }) end
+  --- `POST /v1/keys/ws-token`: a single-use WebSocket token (the streams mint their own).
+  -- @treturn table `{token, expires_in, …}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:ws_token() return self:_call("POST", "/v1/keys/ws-token", { auth = "either" }) end
 end
 

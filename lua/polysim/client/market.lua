@@ -1,5 +1,8 @@
 -- Client methods for health and market data (markets, books, candles, prices, events),
 -- mixed into the client's methods table by polysim.client (install).
+
+--- Client methods of health and market data.
+-- @submodule polysim.client
 local core = require "polysim.core"
 local paginate = require "polysim.paginate"
 local args = require "polysim.client.args"
@@ -12,20 +15,49 @@ local pathseg = args.pathseg
 local _M = {}
 
 function _M.install(methods)
-  ---------------------------------------------------------------------------------------------
+  -- ----------------------------------------------------------------------------------------
   -- health
 
+  --- `GET /v1/health`: the service's health (no key needed).
+  -- @treturn table the answer, e.g. `{status = "ok", …}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:health() return self:_call("GET", "/v1/health", { auth = "none" }) end
+  --- `GET /v1/health/live`: the service's health (no key needed).
+  -- @treturn table the answer, e.g. `{status = "ok", …}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:health_live() return self:_call("GET", "/v1/health/live", { auth = "none" }) end
+  --- `GET /v1/health/ready`: the service's health (no key needed).
+  -- @treturn table the answer, e.g. `{status = "ok", …}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:ready() return self:_call("GET", "/v1/health/ready", { auth = "none" }) end
+  --- `GET /v1/status`: the service's health (no key needed).
+  -- @treturn table the answer, e.g. `{status = "ok", …}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:status() return self:_call("GET", "/v1/status", { auth = "none" }) end
 
-  ---------------------------------------------------------------------------------------------
+  -- ---------------------------------------------------------------------------------------
   -- market data
 
   local MARKETS_OPTS = set { "limit", "offset", "hot_only", "search", "active_only", "page_size", "closed",
     "category" }
 
+  --- `GET /v1/markets`: one page of markets.
+  -- @tparam[opt] table p the query
+  -- @tparam[opt] int p.limit at most this many markets (1–500)
+  -- @tparam[opt] int p.offset skip this many
+  -- @tparam[opt] bool p.hot_only only the hot (most traded) markets
+  -- @tparam[opt] string p.search text in the question
+  -- @tparam[opt] bool p.active_only only active markets
+  -- @tparam[opt] bool p.closed closed markets
+  -- @tparam[opt] string p.category e.g. `"politics"`, `"crypto"`
+  -- @treturn table the page (`{markets = {Market,…}, …}` or a list, as the server sends it)
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:markets_page(p)
     p = check_table("markets_page", "params", p, true)
     check_keys("markets_page", p, MARKETS_OPTS)
@@ -40,7 +72,19 @@ function _M.install(methods)
     } })
   end
 
-  -- Iterates over every market matching p, fetching pages of p.page_size (default 100).
+  --- Every market matching `p`, as an iterator over `Market` rows (offset paging).
+  -- @tparam[opt] table p the query
+  -- @tparam[opt] int p.limit at most this many markets (1–500)
+  -- @tparam[opt] int p.offset skip this many
+  -- @tparam[opt] bool p.hot_only only the hot (most traded) markets
+  -- @tparam[opt] string p.search text in the question
+  -- @tparam[opt] bool p.active_only only active markets
+  -- @tparam[opt] bool p.closed closed markets
+  -- @tparam[opt] string p.category e.g. `"politics"`, `"crypto"`
+  -- @tparam[opt=100] int p.page_size markets per request
+  -- @treturn func an iterator: `for x in client:markets{…} do … end`; pages are fetched as needed
+  -- @raise inside the loop, the `Error` of a page that fails; at once, an argument error
+  -- @usage for m in client:markets{ hot_only = true } do print(m.question, m.live_price.buy) end
   function methods:markets(p)
     p = check_table("markets", "params", p, true)
     check_keys("markets", p, MARKETS_OPTS)
@@ -52,6 +96,14 @@ function _M.install(methods)
     end, p.offset or 0, p.page_size or p.limit or 100, { "markets", "items" })
   end
 
+  --- `GET /v1/markets/{condition_id}`: one market.
+  -- @tparam string id the market's condition id
+  -- @tparam[opt] table p
+  -- @tparam[opt] bool p.include_book add the order book
+  -- @treturn Market
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error for an id that is not a non-empty string
   function methods:market(id, p)
     local seg = pathseg("market", "condition_id", id)
     p = check_table("market", "params", p, true)
@@ -60,14 +112,33 @@ function _M.install(methods)
       { query = { include_book = check_bool("market", "include_book", p.include_book) } })
   end
 
+  --- `GET /v1/markets/by-slug/{slug}`: one market by its slug.
+  -- @tparam string slug
+  -- @treturn Market
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:market_by_slug(slug)
     return self:_call("GET", "/v1/markets/by-slug/" .. pathseg("market_by_slug", "slug", slug))
   end
 
+  --- `GET /v1/markets-by-token/{token_id}`: the market of an outcome token.
+  -- @tparam string token_id
+  -- @treturn Market
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:market_by_token(token_id)
     return self:_call("GET", "/v1/markets-by-token/" .. pathseg("market_by_token", "token_id", token_id))
   end
 
+  --- `GET /v1/markets/{id}/book`: the order book of one outcome.
+  -- @tparam string id the market's condition id
+  -- @tparam[opt] table p
+  -- @tparam[opt="Yes"] string p.outcome the outcome's label
+  -- @tparam[opt] int p.depth levels per side (1–1000)
+  -- @treturn Book
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:book(id, p)
     local seg = pathseg("book", "condition_id", id)
     p = check_table("book", "params", p, true)
@@ -78,12 +149,25 @@ function _M.install(methods)
     } })
   end
 
+  --- `GET /v1/book?token_id=`: the order book of an outcome token.
+  -- @tparam string token_id
+  -- @treturn Book
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:book_by_token(token_id)
     check_string("book_by_token", "token_id", token_id)
     return self:_call("GET", "/v1/book", { query = { token_id = token_id } })
   end
 
   local INTERVALS = { "1h", "6h", "1d", "1w", "max" }
+  --- `GET /v1/markets/{id}/candles`: price candles.
+  -- @tparam string id the market's condition id
+  -- @tparam[opt] table p
+  -- @tparam[opt] string p.interval `"1h"`, `"6h"`, `"1d"`, `"1w"` or `"max"`
+  -- @treturn table the candles as the server sends them
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:candles(id, p)
     local seg = pathseg("candles", "condition_id", id)
     p = check_table("candles", "params", p, true)
@@ -92,7 +176,13 @@ function _M.install(methods)
       { query = { interval = check_enum("candles", "interval", p.interval, INTERVALS, true) } })
   end
 
-  -- prices{ id, id, ... } -> { {condition_id, buy, sell, outcomes, source}, ... }
+  --- `POST /v1/prices/batch`: the prices of up to 50 markets in one call.
+  -- @tparam {string,...} ids 1 to 50 condition ids
+  -- @treturn table rows `{condition_id, buy, sell, outcomes, source}` (`buy`/`sell`: the Yes
+  --   and No prices)
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error for an empty list, more than 50 ids, or an id that is not a string
   function methods:prices(ids)
     check_table("prices", "market_ids", ids)
     if #ids == 0 or #ids > 50 then argerr("prices", "market_ids must hold 1 to 50 ids") end
@@ -101,6 +191,14 @@ function _M.install(methods)
     return self:_call("POST", "/v1/prices/batch", { body = { market_ids = list } })
   end
 
+  --- `GET /v1/events`: one page of events (groups of markets).
+  -- @tparam[opt] table p
+  -- @tparam[opt] int p.limit 1–500
+  -- @tparam[opt] int p.offset
+  -- @treturn table the page
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:events_page(p)
     p = check_table("events_page", "params", p, true)
     check_keys("events_page", p, set { "limit", "offset" })
@@ -110,6 +208,10 @@ function _M.install(methods)
     } })
   end
 
+  --- Every event, as an iterator (offset paging).
+  -- @tparam[opt] table p `limit`, `offset`, `page_size` (100)
+  -- @treturn func an iterator: `for x in client:events{…} do … end`; pages are fetched as needed
+  -- @raise inside the loop, the `Error` of a page that fails; at once, an argument error
   function methods:events(p)
     p = check_table("events", "params", p, true)
     check_keys("events", p, set { "limit", "offset", "page_size" })

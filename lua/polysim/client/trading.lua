@@ -1,6 +1,9 @@
 -- Client methods that trade: placing (one, a batch, CLOB-shaped), reconciling an order whose
 -- outcome is unknown, listing and cancelling orders. Mixed into the client's methods table by
 -- polysim.client (install).
+
+--- Client methods of orders.
+-- @submodule polysim.client
 local core = require "polysim.core"
 local errors = require "polysim.errors"
 local paginate = require "polysim.paginate"
@@ -52,11 +55,34 @@ function _M.install(methods)
     return body
   end
 
-  -- place_order{ market_id, side, outcome, quantity | amount, price, order_type, ... }
-  -- Every order carries a client_order_id (a UUID when none is given) and is retried under one
-  -- idempotency key (idempotency_key, else the client_order_id), so a retry after a lost
-  -- answer can never fill twice; when the retries run out with the outcome unknown, the error
-  -- says maybe_filled = true and client:reconcile(err) finds out.
+  --- `POST /v1/orders`: places an order. Numbers go out as exact strings; a float is accepted only
+  -- when it is exactly a decimal (`0.5`; write `"0.68"`). Every order carries a `client_order_id`
+  -- and is retried under one idempotency key, so a retry after a lost answer never fills twice;
+  -- when the retries run out with the outcome unknown, the error has `maybe_filled = true` and
+  -- `client:reconcile(err)` finds out.
+  -- @tparam table o the order
+  -- @tparam string o.market_id the market's condition id
+  -- @tparam string o.side `"BUY"` or `"SELL"`
+  -- @tparam string o.outcome `"Yes"`, `"No"`, or an outcome's label (`"Up"`)
+  -- @param o.quantity shares (a decimal string, an integer or a `polysim.decimal`); or:
+  -- @param o.amount money to spend (market BUY only): shares = amount ÷ `price`, floored to 4
+  --   decimals; give exactly one of `quantity` and `amount`
+  -- @param o.price required: the worst price per share you accept (also for market orders)
+  -- @tparam[opt="market"] string o.order_type `"market"` or `"limit"`
+  -- @tparam[opt] string o.time_in_force `"FOK"` (market default), `"FAK"`, `"IOC"`, `"GTC"`,
+  --   `"GTD"` (with `expiration`)
+  -- @tparam[opt] bool o.post_only a limit order that must rest (never take)
+  -- @tparam[opt] int o.expiration Unix seconds (GTD)
+  -- @tparam[opt] string o.client_order_id your id for the order (default: a UUID)
+  -- @tparam[opt] string o.idempotency_key default: the `client_order_id`
+  -- @treturn OrderResult
+  -- @treturn[2] nil
+  -- @treturn[2] Error err e.g. `LIMIT_PRICE_NOT_MET` (409), `INSUFFICIENT_BALANCE` (400),
+  --   `MARKET_CLOSED`; `maybe_filled` when the outcome is unknown
+  -- @raise an argument error: a missing field, both or neither of quantity/amount, amount on a
+  --   limit or SELL order, an inexact float, an unknown field (did you mean …)
+  -- @usage local fill, err = client:place_order{ market_id = id, side = "BUY", outcome = "Yes",
+  --   quantity = "10", price = "0.70" }
   function methods:place_order(o)
     local body = order_body("place_order", o)
     local key = o.idempotency_key
@@ -68,8 +94,14 @@ function _M.install(methods)
     return r, err
   end
 
-  -- place_orders{ order, order, ... }: one batch call; every order without a client_order_id
-  -- gets one, so that a retried batch executes each order at most once.
+  --- `POST /v1/orders/batch`: several orders in one call; each gets a `client_order_id` when it has
+  -- none, so a retried batch executes each order at most once.
+  -- @tparam {table,...} list orders as for `place_order`
+  -- @treturn table `{results = {…}, succeeded, failed, total}`: HTTP 200 even when some orders
+  --   fail (those results have `status = "REJECTED"` or `"ERROR"` and an `error` string)
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error naming the order (`orders[2]: …`)
   function methods:place_orders(list)
     check_table("place_orders", "orders", list)
     if #list == 0 then argerr("place_orders", "orders must not be empty") end
@@ -86,11 +118,16 @@ function _M.install(methods)
     return self:_call("POST", "/v1/orders/batch", { body = { orders = orders }, retry_safe = true })
   end
 
-  -- reconcile(err): settles an order error whose outcome is unknown (err.maybe_filled) by
-  -- looking the order up by its client order id among the market's orders (newest first).
-  -- Returns the order (its status says whether and how it filled), or false when the
-  -- exchange has no such order (it never arrived: nothing filled), or nil, lookup_err when the
-  -- lookup itself failed (the outcome is still unknown; call again later).
+  --- Settles an order error whose outcome is unknown (`err.maybe_filled`): looks the order up by its
+  -- client order id among the market's orders, newest first.
+  -- (`require("polysim.reconcile").settle(client, err, opts)` asks several times for you.)
+  -- @tparam Error err an order error carrying `client_order_id` (and `market_id`)
+  -- @treturn Order the order as `orders()` lists it: it arrived; `status`, `filled_quantity`,
+  --   `fill_price` say how it filled
+  -- @treturn[2] false the exchange has no such order: it never arrived, nothing filled
+  -- @treturn[3] nil the lookup failed: the outcome is still unknown (ask again later)
+  -- @treturn[3] Error lookup_err
+  -- @raise an argument error when `err` carries no `client_order_id`
   function methods:reconcile(err)
     if type(err) ~= "table" or type(err.client_order_id) ~= "string" then
       argerr("reconcile", "err must be an order error carrying client_order_id (err.maybe_filled)")
@@ -109,6 +146,11 @@ function _M.install(methods)
     return found
   end
 
+  --- `GET /v1/orders/{id}`: one order.
+  -- @tparam string|int id the `order_id`
+  -- @treturn Order
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:order(id)
     return self:_call("GET", "/v1/orders/" .. pathseg("order", "order_id", id, true))
   end
@@ -116,6 +158,18 @@ function _M.install(methods)
   local STATUSES = { "PENDING", "OPEN", "FILLED", "CANCELLED", "EXPIRED" }   -- OPEN = PENDING (polysim_sdk)
   local ORDERS_OPTS = set { "status", "market_id", "side", "limit", "offset", "cursor", "page_size" }
 
+  --- `GET /v1/orders`: one page of the account's orders.
+  -- @tparam[opt] table p
+  -- @tparam[opt] string p.status `"PENDING"` (resting; `"OPEN"` is the same), `"FILLED"`,
+  --   `"CANCELLED"`, `"EXPIRED"`
+  -- @tparam[opt] string p.market_id one market's orders
+  -- @tparam[opt] string p.side `"BUY"` or `"SELL"`
+  -- @tparam[opt] int p.limit 1–200
+  -- @tparam[opt] string p.cursor the page's `next_cursor`
+  -- @treturn table `{orders = {Order,…}, next_cursor, …}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:orders_page(p)
     p = check_table("orders_page", "params", p, true)
     check_keys("orders_page", p, ORDERS_OPTS)
@@ -129,7 +183,16 @@ function _M.install(methods)
     } })
   end
 
-  -- Iterates over every order matching p, following next_cursor.
+  --- Every order matching `p`, newest first, as an iterator (cursor paging).
+  -- @tparam[opt] table p
+  -- @tparam[opt] string p.status `"PENDING"` (resting; `"OPEN"` is the same), `"FILLED"`,
+  --   `"CANCELLED"`, `"EXPIRED"`
+  -- @tparam[opt] string p.market_id one market's orders
+  -- @tparam[opt] string p.side `"BUY"` or `"SELL"`
+  -- @tparam[opt=100] int p.page_size orders per request (1–200)
+  -- @treturn func an iterator: `for x in client:orders{…} do … end`; pages are fetched as needed
+  -- @raise inside the loop, the `Error` of a page that fails; at once, an argument error
+  -- @usage for o in client:orders{ status = "PENDING" } do print(o.order_id, o.price) end
   function methods:orders(p)
     p = check_table("orders", "params", p, true)
     check_keys("orders", p, ORDERS_OPTS)
@@ -143,6 +206,11 @@ function _M.install(methods)
     end, "orders")
   end
 
+  --- `DELETE /v1/orders/{id}`: cancels a resting order.
+  -- @tparam string|int id the `order_id`
+  -- @treturn Order the cancelled order (`status = "CANCELLED"`)
+  -- @treturn[2] nil
+  -- @treturn[2] Error err e.g. `CANNOT_CANCEL` (400) for a filled order
   function methods:cancel_order(id)
     return self:_call("DELETE", "/v1/orders/" .. pathseg("cancel_order", "order_id", id, true))
   end
@@ -151,17 +219,44 @@ function _M.install(methods)
   -- The server refuses cancel-all without a confirmation (polysim_sdk/client.py cancel_all sends
   -- X-Confirm-Cancel-All: true); ?confirm=true is the same confirmation in the query, which
   -- needs no header support in _call.
+
+  --- `POST /v1/cancel-all?confirm=true`: cancels every resting order of the account (the server
+  -- refuses without the confirmation, which this sends). Retried like an idempotent call:
+  -- cancelling twice is harmless.
+  -- @treturn table `{canceled = {order ids}, cancelled_count, not_canceled = {[id] = reason},
+  --   account_balance}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:cancel_all()
     return self:_call("POST", "/v1/cancel-all", { retry_safe = true, query = { confirm = "true" } })
   end
 
+  --- `DELETE /v1/cancel-market-orders?market=`: cancels the resting orders of one market.
+  -- @tparam string market_id
+  -- @treturn table as `cancel_all` answers
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
   function methods:cancel_market_orders(market_id)
     check_string("cancel_market_orders", "market_id", market_id)
     return self:_call("DELETE", "/v1/cancel-market-orders", { query = { market = market_id } })
   end
 
   local CLOB_TYPES = { "GTC", "FOK", "IOC", "GTD" }
-  -- clob_order{ token_id, side, price, size, order_type, client_order_id }: Polymarket-shaped.
+  --- `POST /v1/clob/order`: a Polymarket-shaped order on an outcome token. Retried under its
+  -- `client_order_id` like `place_order` (`maybe_filled` likewise).
+  -- @tparam table o the order
+  -- @tparam string o.token_id the outcome token
+  -- @tparam string o.side `"BUY"` or `"SELL"`
+  -- @param o.price the limit price
+  -- @param o.size shares (`o.quantity` is the same)
+  -- @tparam[opt] string o.order_type `"GTC"`, `"FOK"`, `"IOC"` or `"GTD"`
+  -- @tparam[opt] int o.expiration Unix seconds (GTD)
+  -- @tparam[opt] string o.client_order_id default: a UUID
+  -- @treturn table `{success, orderID, status, price, size, side, takingAmount, makingAmount,
+  --   errorMsg}`
+  -- @treturn[2] nil
+  -- @treturn[2] Error err why it failed (`polysim.errors`)
+  -- @raise an argument error at the caller's line (a wrong type, an unknown option: did you mean …)
   function methods:clob_order(o)
     check_table("clob_order", "order", o)
     check_keys("clob_order", o, set { "token_id", "side", "price", "size", "quantity", "order_type",
