@@ -12,9 +12,10 @@
 --
 --    local client = polysim.new{ api_key = os.getenv "POLYSIM_API_KEY" }
 --    local m = assert(client:market(id))
---    local fill, err = client:place_order{ market_id = id, side = "BUY", outcome = "Yes",
---                                          quantity = "10", price = "0.70" }
---    if not fill then print(err) end           -- polysim: HTTP 409 LIMIT_PRICE_NOT_MET: …
+--    local fill, err = client:place_order{ market_id = id, side = "BUY",
+--      outcome = "Yes", quantity = "10", price = "0.70" }
+--    -- err prints as: polysim: HTTP 409 LIMIT_PRICE_NOT_MET: …
+--    if not fill then print(err) end
 --
 -- **Returns.** A call that succeeds returns the decoded answer as plain tables (the field
 -- tables below list the main ones; the server may add fields). Numbers are decimal strings
