@@ -223,7 +223,7 @@ rockspec:
 # The API reference from the doc comments (config.ld lists the files). LDoc reports some
 # problems (an unknown reference, a missing formatter) without failing: any line it prints
 # besides its two progress lines fails the target.
-doc:
+doc: deps
 	@command -v ldoc >/dev/null 2>&1 || { echo "make doc needs LDoc: apt-get install lua-ldoc lua-discount"; exit 1; }
 	@rm -rf $(BUILD)/doc && mkdir -p $(BUILD)/doc
 	@ldoc --testing --fatalwarnings -d $(BUILD)/doc . > $(BUILD)/doc.log 2>&1; rc=$$?; \
