@@ -44,12 +44,12 @@ help:
 	@echo "make test     install missing packages, build, run every spec; ends with 'N passed, N failed, N skipped'"
 	@echo "make serve    run the local exchange (polysim serve)"
 	@echo "make bench    run the benchmarks in bench/"
+	@echo "make doc      the API reference (LDoc, config.ld) in $(BUILD)/doc; fails on any LDoc warning"
 	@echo "make soak     10,000 orders through a fault proxy + a 5-minute exchange soak (SOAK_SECONDS)"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files and the polysim command under PREFIX"
-	@echo "make doc      the API reference (LDoc, config.ld) in $(BUILD)/doc; fails on any LDoc warning"
 
 deps:
 	@sh scripts/deps.sh

@@ -1,14 +1,21 @@
---- The error object every failed call returns as its second value (`nil, err`).
--- Built in C (`core.decode_error`) for HTTP answers and transport failures; here for the few
--- made in Lua. `tostring(err)` is one line:
--- `polysim: HTTP 409 LIMIT_PRICE_NOT_MET: … (POST /v1/orders, request_id …)`. It never holds
+-- The error object every failed call returns as its second value. Built in C
+-- (core.decode_error) for HTTP answers and transport failures; here for the few made in Lua.
+-- Fields: status (0 for transport), code, message, request_id, details, retry_after,
+-- retryable, method, path, attempts. tostring(err) is one readable line; it never holds
 -- the API key (requests carry it in a header, and no header is ever copied into an error).
--- @module polysim.errors
 local core = require "polysim.core"
 
 local setmetatable, getmetatable = setmetatable, getmetatable
 
 local _M = {}
+
+--- The error object every failed call returns as its second value (`nil, err`).
+-- Built in C (`core.decode_error`) for HTTP answers and transport failures; here for the few
+-- made in Lua. `tostring(err)` is one line:
+-- `polysim: HTTP 409 LIMIT_PRICE_NOT_MET: … (POST /v1/orders, request_id …)`. It never holds
+-- the API key (requests carry it in a header, and no header is ever copied into an error).
+-- (This module's doc comments are gathered here, above the code.)
+-- @module polysim.errors
 
 --- The fields of an error object.
 -- @table Error
@@ -30,19 +37,24 @@ local _M = {}
 
 --- The metatable of error objects (`getmetatable(err) == errors.mt`).
 -- @field mt
-_M.mt = core.error_mt
 
 --- Makes an error object from a table of fields (`retryable` defaults to false).
+-- @function new
 -- @tparam table fields the `Error` fields
 -- @treturn Error the same table, with the error metatable
+
+--- Whether `v` is an error object.
+-- @function is_error
+-- @param v any value
+-- @treturn bool
+
+_M.mt = core.error_mt
+
 function _M.new(fields)
   fields.retryable = fields.retryable or false
   return setmetatable(fields, core.error_mt)
 end
 
---- Whether `v` is an error object.
--- @param v any value
--- @treturn bool
 function _M.is_error(v)
   return type(v) == "table" and getmetatable(v) == core.error_mt
 end

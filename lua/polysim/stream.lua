@@ -1,11 +1,11 @@
 --- Live WebSocket feeds with automatic reconnection, on the loop: what
 -- `client:prices_stream` and `client:executions_stream` return.
 --
---    local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_window = fn(msg),
+--   local s = client:prices_stream{ markets = {id, ...}, on_price = fn(msg), on_window = fn(msg),
 --                                   on_event = fn(ev) }
---    local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
---    s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
---    for msg in client:prices_stream{ markets = {...} } do ... end
+--   local s = client:executions_stream{ on_fill = fn(msg), on_event = fn(ev) }
+--   s:subscribe(ids)  s:unsubscribe(ids)  s:close()   (also <close>)
+--   for msg in client:prices_stream{ markets = {...} } do ... end
 --
 -- A stream mints a single-use token (client:ws_token()), connects, subscribes, and on any
 -- drop reconnects with a fresh token: back-off 1 s doubling to 30 s, reset after a good
@@ -36,6 +36,10 @@
 -- ends when the stream is closed. Everything runs from the loop: outside a task, drive it
 -- (polysim.loop.run_until, loop:step, or iterate). Breaking out of the iterator leaves the
 -- stream open: close it (`local s <close> = …`).
+-- @usage local s <close> = client:prices_stream{ markets = { id },
+--   on_price = function(msg) print(msg.market_id, msg.buy, msg.sell) end }
+-- s:subscribe{ id2 }
+-- polysim.loop.run_until(function() return false end, 10)   -- the loop delivers
 -- @module polysim.stream
 local core = require "polysim.core"
 local ploop = require "polysim.loop"
