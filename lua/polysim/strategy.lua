@@ -1,6 +1,9 @@
 -- The strategy runtime: loads a strategy, runs its callbacks as tasks on the loop, delivers
 -- price and fill events to it, owns its timers, and swaps versions on reload. This file is
--- the lifecycle (new, start, install/reload, deliver, stop, snapshot); the parts live in
+-- the lifecycle (new, subscriptions, start, stop); the parts live in
+--   polysim.strategy.events   deliver(), the event queues and their pumps
+--   polysim.strategy.install  compiling, starting and swapping versions; reload()
+--   polysim.strategy.observe  observe(), refresh(), snapshot() (P&L)
 --   polysim.log       levels, sinks, formats, redaction      polysim.queue    event queues
 --   polysim.callback  one protected task per callback         polysim.budget   the time budget
 --   polysim.sandbox   loading a version in its environment    polysim.ctx      the ctx API
@@ -116,24 +119,25 @@
 -- opts.client: any object with the client's methods. opts.params becomes ctx.params.
 -- opts.log: a polysim.log output to write to; otherwise one is made from log_sink,
 -- log_level, log_format, log_file, quiet and api_key (see polysim.log).
-local core = require "polysim.core"
 local ploop = require "polysim.loop"
 local log = require "polysim.log"
 local queue = require "polysim.queue"
 local callback = require "polysim.callback"
 local sandbox = require "polysim.sandbox"
-local context = require "polysim.ctx"
 local clock_mod = require "polysim.clock"
 local feed_mod = require "polysim.feed"
 local owned = require "polysim.owned"
 local check_options = require("polysim.opts").check
+local events = require "polysim.strategy.events"
+local install = require "polysim.strategy.install"
+local observe = require "polysim.strategy.observe"
 
 local error, ipairs, pairs, pcall, select, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, select, setmetatable, tostring, type
 local string_format = string.format
-local monotime = core.monotime
 local invoke, wait = callback.invoke, callback.wait
 local spawn = ploop.spawn
+local new_queue, pump_all, retire = events.new_queue, events.pump_all, install.retire
 
 local _M = { DEFAULT_BUDGET = 0.5 }
 _M.feeds = feed_mod
@@ -141,8 +145,7 @@ _M.wallclock = log.wallclock
 _M.dirname = sandbox.dirname
 _M.logger = log.logger
 
-local QUEUE_WARN = 10000     -- warn once when a queue grows this long
-local TAIL = 50              -- snapshot: last N fills and log lines
+local TAIL = observe.TAIL
 local basename = sandbox.basename
 
 ---------------------------------------------------------------------------------------------
@@ -186,162 +189,10 @@ function Runtime:_callback_failed(rec)
   self:_log("error", self.name, rec.label .. " failed: " .. tostring(rec.result))
 end
 
----------------------------------------------------------------------------------------------
--- observation: snapshot() and observe(fn)
-
--- fn(kind, data) for "fill", "order", "log", "reload", "equity". Returns a function that
--- removes it again.
-function Runtime:observe(fn)
-  if type(fn) ~= "function" then error("strategy:observe: fn must be a function", 2) end
-  local obs = self.observers
-  obs[#obs + 1] = fn
-  return function()
-    for i = #obs, 1, -1 do if obs[i] == fn then table.remove(obs, i) end end
-  end
-end
-
-function Runtime:_notify(kind, data)
-  local obs = self.observers
-  if #obs == 0 then return end
-  for _, fn in ipairs(obs) do
-    local ok, err = pcall(fn, kind, data)
-    if not ok and kind ~= "log" then self:_log("warn", "polysim", "observer failed: " .. tostring(err)) end
-  end
-end
-
-local function str(v)
-  if v == nil or v == core.null then return nil end
-  return tostring(v)
-end
-
--- Reads cash, equity, positions and open orders from the client into the snapshot's
--- account view (in a task: its calls yield). Emits "equity".
-function Runtime:refresh()
-  local client = self.client
-  if not client or self.refreshing then return nil, "no client" end
-  self.refreshing = true
-  local ok, err = pcall(function()
-    local acct = {}
-    local p = client.portfolio and client:portfolio()
-    local bal, positions
-    if type(p) == "table" and type(p.balance) == "table" then
-      bal, positions = p.balance, p.positions
-    elseif client.balance then
-      bal = client:balance()
-      positions = client.positions and client:positions { status = "OPEN" }
-    end
-    if type(bal) == "table" then
-      acct.cash = str(bal.balance)
-      acct.equity = str(bal.total_value)
-      local total, start = bal.total_value, bal.starting_balance
-      if total and start and total ~= core.null and start ~= core.null then
-        local d = core.decimal
-        local okd, pnl = pcall(function() return tostring(d.new(tostring(total)) - d.new(tostring(start))) end)
-        acct.pnl = okd and pnl or str(bal.unrealized_pnl)
-      else
-        acct.pnl = str(bal.unrealized_pnl)
-      end
-    end
-    acct.positions = {}
-    if type(positions) == "table" then
-      for _, pos in ipairs(positions) do
-        if pos.status == nil or pos.status == "OPEN" then
-          acct.positions[#acct.positions + 1] = {
-            market_id = str(pos.market_id), outcome = str(pos.outcome), quantity = str(pos.quantity),
-            avg_price = str(pos.avg_entry_price or pos.avg_price), mark = str(pos.current_price or pos.mark),
-            unrealized = str(pos.unrealized_pnl or pos.unrealized),
-          }
-        end
-      end
-    end
-    acct.at = self.clock.now()
-    self.account = acct
-  end)
-  self.refreshing = false
-  if not ok then return nil, err end
-  self:_notify("equity", { t = self.account.at, equity = self.account.equity, cash = self.account.cash,
-                           pnl = self.account.pnl })
-  return self.account
-end
-
--- A plain table of where the strategy stands (numbers as decimal strings). The account
--- part (cash, equity, pnl, positions) is the last refresh()'s; open_orders are the orders
--- this runtime placed and has not seen finish.
-function Runtime:snapshot()
-  local v = self.current
-  local acct = self.account or {}
-  local own = self.own and self.own:summary()
-  local open = own and own.open_orders or {}
-  local reloads = {}
-  for i, r in ipairs(self.reload_history) do reloads[i] = { at = r.at, ms = r.ms, ok = r.ok, error = r.error } end
-  return {
-    name = self.name, version = v and v.n or 0, started_at = self.started_at, now = self.clock.now(),
-    cash = acct.cash, equity = acct.equity, pnl = acct.pnl,
-    positions = acct.positions or {}, open_orders = open,
-    fills = self.fills:list(), log_tail = self.log_tail:list(), reloads = reloads,
-    errors = self.stats.errors, last_error = self.last_error,
-    own = own and { prefix = own.prefix, placed = own.placed, open = own.open, filled = own.filled,
-                    cancelled = own.cancelled, cash = own.cash, pnl = own.pnl } or nil,
-  }
-end
-
----------------------------------------------------------------------------------------------
--- event queues: one per market for prices, one for fills; each delivers one event at a time
-
-local pump
-
-local function new_queue(rt, cb)
-  local q = queue.new()
-  q.busy, q.pumping, q.cb, q.warned = false, false, cb, false
-  q.resume = function()
-    q.busy = false
-    pump(rt, q)
-  end
-  return q
-end
-
-function pump(rt, q)
-  if q.busy or q.pumping then return end
-  q.pumping = true
-  local stats = rt.stats
-  while rt.paused == 0 and not q:empty() do
-    local ev = q:pop()
-    local ver = rt.current
-    local fn = ver.mod[q.cb]
-    if fn then
-      stats.delivered = stats.delivered + 1
-      local rec = invoke(rt, ver, q.cb, fn, ver.ctx, ev)
-      if not rec.finished then
-        q.busy = true
-        rec.on_done = q.resume
-        break
-      end
-    else
-      stats.unhandled = stats.unhandled + 1
-    end
-  end
-  q.pumping = false
-end
-
-local function pump_all(rt)
-  if rt.paused > 0 then return end
-  pump(rt, rt.fq)
-  pump(rt, rt.wq)
-  for _, q in pairs(rt.pq) do
-    if not q:empty() then pump(rt, q) end
-  end
-  for _, q in pairs(rt.sq) do
-    if not q:empty() then pump(rt, q) end
-  end
-end
-
-local function push(rt, q, ev)
-  local n = q:push(ev)
-  if not q.warned and n > QUEUE_WARN then
-    q.warned = true
-    rt:_log("warn", rt.name, string_format("%d %s events queued: the strategy is slower than its feed" ..
-      " (set conflate = true to keep only the latest price per market)", n, q.cb))
-  end
+-- observation (polysim.strategy.observe), event delivery (polysim.strategy.events) and
+-- versions (polysim.strategy.install) are methods of the runtime too
+for _, part in ipairs { observe, events, install } do
+  for k, fn in pairs(part.methods) do Runtime[k] = fn end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -496,196 +347,6 @@ function Runtime:subscriptions()
   return list
 end
 
--- The one entry point of events: streams (and specs) call it for every price and fill.
--- Returns true when the event was queued for delivery, false when it was dropped.
-function Runtime:deliver(ev)
-  local stats = self.stats
-  stats.received = stats.received + 1
-  if self.stopping then
-    stats.dropped = stats.dropped + 1
-    return false
-  end
-  local kind = ev.type
-  if kind == "price" then
-    local id = ev.market_id
-    if not self.subs[id] then
-      stats.dropped = stats.dropped + 1
-      return false
-    end
-    if self.own then self.own:mark(ev) end
-    local q = self.pq[id]
-    if not q then
-      q = new_queue(self, "on_price")
-      self.pq[id] = q
-    end
-    local cur = self.current
-    if cur and cur.conflate and not q:empty() then
-      q:replace_last(ev)
-      stats.conflated = stats.conflated + 1
-      return true
-    end
-    push(self, q, ev)
-    pump(self, q)
-  elseif kind == "spot" then
-    local sym = ev.symbol
-    if not self.spot_subs[sym] then
-      stats.dropped = stats.dropped + 1
-      return false
-    end
-    local q = self.sq[sym]
-    if not q then
-      q = new_queue(self, "on_spot")
-      self.sq[sym] = q
-    end
-    local cur = self.current
-    if cur and cur.conflate and not q:empty() then
-      q:replace_last(ev)
-      stats.conflated = stats.conflated + 1
-      return true
-    end
-    push(self, q, ev)
-    pump(self, q)
-  elseif kind == "window" then
-    if not (self.spot_subs[ev.symbol] or self.subs[ev.market_id]) then
-      stats.dropped = stats.dropped + 1
-      return false
-    end
-    push(self, self.wq, ev)
-    pump(self, self.wq)
-  elseif kind == "fill" then
-    -- Only our own orders' fills: one carrying another client order id is somebody else's
-    -- (a hand-placed order, another strategy in the same host).
-    local own = self.own
-    if own and not own:fill(ev) and type(ev.client_order_id) == "string" then
-      stats.dropped = stats.dropped + 1
-      stats.foreign_fills = stats.foreign_fills + 1
-      return false
-    end
-    self.fills:push(ev)
-    self:_notify("fill", ev)
-    push(self, self.fq, ev)
-    pump(self, self.fq)
-  else
-    stats.dropped = stats.dropped + 1
-    return false
-  end
-  return true
-end
-
--- Events queued and not yet handed to a callback.
-function Runtime:pending()
-  local n = self.fq:len() + self.wq:len()
-  for _, q in pairs(self.pq) do n = n + q:len() end
-  for _, q in pairs(self.sq) do n = n + q:len() end
-  return n
-end
-
--- True when nothing is queued and no callback is waiting on anything.
-function Runtime:idle()
-  return self.inflight == 0 and self:pending() == 0
-end
-
--- Stream events ("connected", "reconnecting", "gap", "closed") from the feed.
-function Runtime:feed_event(ev)
-  local t = ev.type
-  if t == "gap" then
-    self:_log("warn", "feed", string_format("stream gap: %.1f s of messages missed while reconnecting",
-      ev.seconds or 0))
-  elseif t == "reconnecting" then
-    self:_log("warn", "feed", string_format("stream dropped (%s %s); reconnecting in %.1f s",
-      tostring(ev.code), tostring(ev.reason or ""), ev.delay or 0))
-  elseif t == "error" then
-    local m = ev.message
-    self:_log("warn", "feed", "stream error: " ..
-      (type(m) == "table" and tostring(m.message or m.error or m.code) or tostring(m)))
-  else
-    self:_log("debug", "feed", tostring(t))
-  end
-end
-
-local function retire(ver)
-  ver.retired = true
-  context.cancel_timers(ver)
-end
-
-local function compile(rt, path)
-  local ver = sandbox.compile(path, { warn = function(msg) rt:_log("warn", rt.name, msg) end })
-  ver.rt = rt
-  return ver
-end
-
--- Compiles path and starts it (on_start, or on_reload when replacing a running version),
--- with events held back meanwhile. Returns the version record and the seconds it took, or
--- nil and the error message (file and line) with the running version left in place.
--- Whatever fails on the way (even outside a task), the hold on events is released.
-function Runtime:install(path)
-  local t0 = monotime()
-  local replacing = self.current
-  self.installing = true
-  self.paused = self.paused + 1
-  local ok, ver, err = pcall(self._install, self, path, replacing)
-  if not ok then ver, err = nil, tostring(ver) end
-  self.installing = false
-  self.paused = self.paused - 1
-  local took = monotime() - t0
-  if replacing then
-    local r = { at = self.clock.now(), ms = took * 1000, ok = ver and true or false, error = not ver and err or nil }
-    local list = self.reload_history
-    list[#list + 1] = r
-    if #list > TAIL then table.remove(list, 1) end
-    self:_notify("reload", r)
-  end
-  pump_all(self)
-  if self.reload_pending and not self.stopping then
-    self.reload_pending = false
-    spawn(function() self:reload() end)
-  end
-  if ver then return ver, took end
-  return nil, err
-end
-
-function Runtime:_install(path, replacing)
-  local rec = invoke(self, nil, "loading " .. basename(path), compile, self, path, true)
-  wait(rec)
-  if not rec.ok then
-    for _, f in ipairs(self.last_files or {}) do self.watch_files[f] = true end
-    return nil, tostring(rec.result)
-  end
-  local ver = rec.result
-  self.last_files = ver.files
-  for _, f in ipairs(ver.files) do self.watch_files[f] = true end
-  if self.stopping then return nil, "stopping" end
-  if not self.strategy_log then
-    if not self.name_given and type(ver.mod.name) == "string" then self.name = ver.mod.name end
-    self.strategy_log = self:logger(self.name)
-  end
-  ver.n = self.versions + 1
-  ver.ctx = context.new(self, ver)
-  local fn, label, arg
-  if replacing and ver.mod.on_reload then
-    fn, label, arg = ver.mod.on_reload, "on_reload", self.state
-  else
-    fn, label = ver.mod.on_start, "on_start"
-  end
-  if fn then
-    local r = invoke(self, ver, label .. " (v" .. ver.n .. ")", fn, ver.ctx, arg, true)
-    wait(r)
-    if not r.ok then
-      retire(ver)
-      return nil, tostring(r.result)
-    end
-  end
-  if self.stopping then
-    retire(ver)
-    return nil, "stopped while starting"
-  end
-  if type(ver.ctx.state) == "table" then self.state = ver.ctx.state end
-  self.versions = ver.n
-  if replacing then retire(replacing) end
-  self.current = ver
-  return ver
-end
-
 -- Opens the feed and installs path as version 1. Returns true or nil, err.
 function Runtime:start(path)
   if self.started then error("strategy:start: already started", 2) end
@@ -712,23 +373,6 @@ function Runtime:start(path)
   self:_log("info", self.name, "started " .. path)
   pump_all(self)
   return true
-end
-
--- Loads the strategy file again and swaps it in when it compiles and starts. Returns the
--- version number and the seconds it took, or nil and the error (the old version runs on).
-function Runtime:reload()
-  if not self.current or self.stopping then return nil, "not running" end
-  if self.installing then
-    self.reload_pending = true
-    return nil, "a reload is in progress; another one will follow it"
-  end
-  local ver, took = self:install(self.path)
-  if not ver then
-    self.stats.failed_reloads = self.stats.failed_reloads + 1
-    return nil, took
-  end
-  self.stats.reloads = self.stats.reloads + 1
-  return ver.n, took
 end
 
 function Runtime:request_stop(reason)

@@ -1,0 +1,66 @@
+-- Up/Down window markets of the local exchange: created on first use, deterministic from
+-- the seed and the window, and their view.
+local fixed = require "polysim.exchange.fixed"
+local rngm = require "polysim.exchange.rng"
+local util = require "polysim.exchange.util"
+local sha256 = require "polysim.exchange.sha256"
+local base = require "polysim.exchange.markets.base"
+local walk = require "polysim.exchange.markets.walk"
+local views = require "polysim.exchange.markets.views"
+
+local _M = {}
+
+local opt = util.opt
+local fmt_price = fixed.price
+local DAY = base.DAY
+local FEE_BY_CATEGORY = base.FEE_BY_CATEGORY
+local slugify, token_id, register, new_market = base.slugify, base.token_id, base.register, base.new_market
+local sample = base.sample
+
+_M.UPDOWN_ASSETS = { { "BTC", "Bitcoin" }, { "ETH", "Ethereum" }, { "SOL", "Solana" }, { "XRP", "XRP" } }
+_M.UPDOWN_INTERVALS = { { "5M", 300 }, { "15M", 900 }, { "1H", 3600 }, { "4H", 14400 }, { "daily", DAY } }
+
+--- updown_market(U, asset, name, interval, len, start, now): the window market, created on
+--- first use (deterministic from the seed and the window).
+function _M.updown_market(U, asset, name, interval, len, start, now)
+  local key = U.seed .. "|updown|" .. asset .. "|" .. interval .. "|" .. start
+  local cid = "0x" .. sha256.hex(key)
+  local m = U.by_id[cid]
+  if m then return m end
+  local r = rngm.new(key)
+  local q = ("%s Up or Down - %s window %s"):format(name, interval,
+    os.date("!%Y-%m-%d %H:%M UTC", start))
+  m = new_market {
+    condition_id = cid, slug = slugify(("%s-updown-%s-%d"):format(asset, interval, start)),
+    question = q, category = "crypto", fee_bps = FEE_BY_CATEGORY.crypto, tick = 100,
+    outcomes = {
+      { label = "Up", token_id = token_id(r), price = 5000, bids = {}, asks = {} },
+      { label = "Down", token_id = token_id(r), price = 5000, bids = {}, asks = {} },
+    },
+    end_date = start + len, is_hot = true, volume = r:range(100, 50000) * fixed.M,
+    vol = U.spot and 0 or 40, updated_us = util.to_us(now), created_at = start - len,
+    updown = { asset = asset, interval = interval, start = start, len = len, U = U,
+               resolver = U.window_resolver },
+  }
+  m.rng = r
+  base.rebuild_books(m, r)
+  sample(m, now)
+  register(U, m)
+  if now >= start + len then walk.resolve_updown(m, U) end
+  return m
+end
+
+--- updown_view(m, now): summary plus the window fields.
+function _M.updown_view(m, now)
+  local s = views.summary(m, now)
+  local w = m.updown
+  s.asset, s.interval = w.asset, w.interval
+  s.window_start, s.window_end = util.iso(w.start), util.iso(w.start + w.len)
+  s.up_price = fmt_price(m.outcomes[1].price)
+  s.down_price = fmt_price(m.outcomes[2].price)
+  if now >= w.start + w.len and not m.resolved_outcome then walk.resolve_updown(m, w.U) end
+  s.resolved_outcome = opt(m.resolved_outcome)
+  return s
+end
+
+return _M
