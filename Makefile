@@ -195,9 +195,10 @@ coverage-run:
 	  $(RUN_ENV) $(LUA) spec/run.lua --build=$(BUILD) $(SPEC)
 
 install: build
-	install -d $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin
-	install -m 644 lua/polysim/*.lua $(DESTDIR)$(LUA_SHARE_DIR)/polysim/
-	install -m 644 lua/polysim/exchange/*.lua $(DESTDIR)$(LUA_SHARE_DIR)/polysim/exchange/
+	install -d $(DESTDIR)$(LUA_LIB_DIR)/polysim $(DESTDIR)$(PREFIX)/bin
+	@# every Lua file, its folders kept (client/, strategy/, exchange/api/, backtest/, ...)
+	cd lua && find polysim -name '*.lua' | while read -r f; do \
+	  install -D -m 644 "$$f" "$(DESTDIR)$(LUA_SHARE_DIR)/$$f" || exit 1; done
 	install -m 755 $(CORE_SO) $(DESTDIR)$(LUA_LIB_DIR)/polysim/core.so
 	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/bin/polysim
 	install -m 755 build-install/bin/polysim $(DESTDIR)$(PREFIX)/bin/polysim

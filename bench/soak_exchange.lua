@@ -67,7 +67,7 @@ for t = 1, TASKS do
       if k == 0 or k == 3 then
         local buy = k == 0
         if count(client:place_order { market_id = market, side = buy and "BUY" or "SELL", outcome = "Yes",
-            quantity = 1, price = buy and "0.99" or "0.01" }) then n.orders = n.orders + 1 end
+            quantity = 5, price = buy and "0.99" or "0.01" }) then n.orders = n.orders + 1 end
       elseif k == 1 then count(client:balance())
       elseif k == 2 then count(client:orders_page { limit = 50 })
       elseif k == 4 then count(client:book(market))

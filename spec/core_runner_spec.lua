@@ -61,3 +61,42 @@ describe("spec/run.lua", function()
     assert.equal("3 passed, 2 failed, 0 skipped", last)
   end)
 end)
+
+-- The specs of a run load the core of the build under test: under `make asan` the ASan build's
+-- core.so, under `make coverage` the counted one. .busted's cpath (build/lib, for a plain
+-- `busted`) came first before run.lua named the build, so those runs tested the plain build.
+describe("the build under test", function()
+  it("is the one whose core.so this process loaded", function()
+    local exe = os.getenv("POLYSIM_EXE")
+    if not exe then pending("POLYSIM_EXE is not set (run through make)") return end
+    local function real(p)
+      local h = io.popen("realpath -m '" .. p:gsub("'", "'\\''") .. "'")
+      local r = h:read("l")
+      h:close()
+      return r
+    end
+    local loaded = package.searchpath("polysim.core", package.cpath)
+    assert.truthy(loaded, "polysim.core is not on package.cpath")
+    local build = exe:match("^(.*)/bin/[^/]+$")
+    assert.equal(real(build .. "/lib/polysim/core.so"), real(loaded))
+  end)
+
+  it("runs the specs in the interpreter spec/run.lua was given (make asan: the ASan polysim)", function()
+    local want = os.getenv("POLYSIM_SPEC_LUA")
+    if not want then pending("not run through spec/run.lua") return end
+    local exe = want:match("^(%S+)")
+    local h = io.popen("command -v '" .. exe .. "' || echo '" .. exe .. "'")
+    local path = h:read("l")
+    h:close()
+    h = io.popen("realpath '" .. path .. "'")
+    local expected = h:read("l")
+    h:close()
+    local f = io.open("/proc/self/stat")
+    local pid = f:read("l"):match("^(%d+)")       -- this busted process (self, opened from Lua)
+    f:close()
+    h = io.popen("readlink /proc/" .. pid .. "/exe")
+    local ran = h:read("l")
+    h:close()
+    assert.equal(expected, ran)
+  end)
+end)

@@ -21,8 +21,15 @@ local passed, failed, skipped = 0, 0, 0
 
 if not c_only then
   local counts = os.tmpname()
-  local busted_cmd = string.format("POLYSIM_COUNTS=%s %s /usr/bin/busted -o spec/output.lua %s",
-    sh_quote(counts), lua, #selected > 0 and table.concat(selected, " ") or "spec")
+  -- --cpath names the build under test: .busted's own cpath (build/lib, for plain `busted`)
+  -- would otherwise come first, and `make asan` / `make coverage` would load the plain build's
+  -- core.so into every in-process spec, unsanitized and uncounted.
+  -- --ignore-lua likewise: .busted's lua = "lua5.4" made busted re-run itself under plain
+  -- lua5.4, not under the ASan-linked `polysim exec` that make asan gives as the interpreter.
+  local busted_cmd = string.format(
+    "POLYSIM_COUNTS=%s POLYSIM_SPEC_LUA=%s %s /usr/bin/busted --ignore-lua --cpath=%s -o spec/output.lua %s",
+    sh_quote(counts), sh_quote(lua), lua, sh_quote(build .. "/lib/?.so"),
+    #selected > 0 and table.concat(selected, " ") or "spec")
   local ok = os.execute(busted_cmd)
   local f = io.open(counts)
   local line = f and f:read("l")
