@@ -98,11 +98,19 @@ function _M.main(args)
       io.stderr:write(string.format("\r%d events, %.0f events/s", n, n / dt))
     end
   end
-  local ok, res = pcall(bt.run, { strategy = pos[1], data = o.data, from = o.from, to = o.to,
+  local run_opts = { strategy = pos[1], data = o.data, from = o.from, to = o.to,
     balance = o.balance, tier = o.tier, latency_ms = o.latency, seed = math.tointeger(o.seed),
-    params = o.param, sample = o.sample, progress = progress })
+    params = o.param, sample = o.sample, progress = progress }
+  local watch
+  if dash then
+    watch = require("polysim.backtest.watch").new { port = dash.port, control = dash.control,
+      speed = o.speed, opts = run_opts }
+    run_opts.watch = watch
+  end
+  local ok, res = pcall(bt.run, run_opts)
   if shown then io.stderr:write("\n") end
   if not ok then
+    if watch then watch.close() end
     local msg = type(res) == "table" and res.data_error or tostring(res)
     return die(msg .. " (no report written)")
   end
@@ -110,6 +118,13 @@ function _M.main(args)
   local summary
   if o.report then summary = report.write(o.report, res) else summary = report.summary(res) end
   io.stdout:write(core.json_encode(summary, { sort_keys = true }), "\n")
+  io.stdout:flush()
+  if watch and watch.d then
+    watch.finish()
+    io.stderr:write("polysim backtest: replay done; the dashboard stays up at ", watch.url, " until Ctrl-C\n")
+    io.stderr:flush()
+    watch.wait_for_signal()
+  end
   return 0
 end
 
