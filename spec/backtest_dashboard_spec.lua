@@ -162,6 +162,34 @@ describe("polysim backtest --dashboard", function()
     assert.truthy(child.err():find("until Ctrl-C", 1, true))
   end)
 
+  it("with --dashboard-control, Stop from the page (token, own Origin) ends the replay early", function()
+    local child = launch("--dashboard", "0", "--dashboard-control", "--speed", "20", "--quiet")
+    finally(function() child.stop() end)
+    local url
+    ploop.run_until(function()
+      url = child.err():match("dashboard: (http://127%.0%.0%.1:%d+/#token=%x+)")
+      return url ~= nil
+    end, 20)
+    assert(url, child.err())
+    local base, token = url:match("^(http://[^/]+)/#token=(%x+)$")
+    local function post(headers)
+      local task = ploop.spawn(function()
+        return ploop.await(function(on_done)
+          core.request { method = "POST", url = base .. "/api/stop", headers = headers, timeout = 5, on_done = on_done }
+        end)
+      end)
+      assert(ploop.run_until(function() return task.done end, 10))
+      return task.results[1]
+    end
+    assert.equal(403, post({ Origin = base }).status)                          -- no token
+    assert.equal(403, post({ Origin = "http://evil.example", ["X-Polysim-Token"] = token }).status)
+    assert.equal(202, post({ Origin = base, ["X-Polysim-Token"] = token }).status)
+    child.wait_done()
+    local report = child.report()
+    assert.truthy(report.data_span.to < LAST, "the replay ran to the end: " .. tostring(report.data_span.to))
+    assert.equal(0, child.stop())
+  end)
+
   describe("bad options: a clear error naming it, exit 2", function()
     local cases = {
       { { "--speed", "10" }, "--speed paces a --dashboard replay: add --dashboard" },
