@@ -16,8 +16,8 @@ usage: polysim backtest STRATEGY.lua --data FILE [--from T] [--to T] [--balance 
   report.json, trades.csv, equity.csv and report.html there.
   --dashboard [PORT] serves the live page on 127.0.0.1 during the replay (the curve in data
   time), paced at --speed X times real time (default: as fast as it goes), and keeps it up
-  after the end until Ctrl-C; --dashboard-control gives the page its Stop and Cancel buttons (token and
-  Origin checked, as for polysim run).
+  after the end until Ctrl-C; --dashboard-control gives the page its Stop and Cancel
+  buttons (token and Origin checked, as for polysim run).
   --sweep runs the grid (every combination of the values) in N worker processes (default:
   the number of cores) and prints one row per combination, best first by --rank (default
   sharpe); with --report DIR each combination's report goes to DIR/<combination>/ and the
