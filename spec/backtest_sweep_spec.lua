@@ -109,7 +109,7 @@ describe("polysim backtest --sweep", function()
   end)
 
   it("gives the same table with --jobs 1 and --jobs 2, and on a second run", function()
-    local one, e1, c1 = backtest(GRID .. " --jobs 1 --quiet")
+    local one, e1, c1 = backtest(GRID .. " --jobs 1 --quiet --out " .. q(tmp .. "/one.json"))
     local two, e2, c2 = backtest(GRID .. " --jobs 2 --quiet")
     local again = backtest(GRID .. " --jobs 2 --quiet")
     assert.equal(0, c1, e1)
@@ -118,6 +118,13 @@ describe("polysim backtest --sweep", function()
     assert.equal(one, two)
     assert.equal(two, again)
     assert.equal("", e2)                                  -- --quiet: nothing on stderr
+    -- --out: the ranking as JSON, in the table's order
+    local j = assert(core.json_decode(assert(slurp(tmp .. "/one.json"))))
+    local r = rows(one)
+    for i, res in ipairs(j.results) do
+      assert.equal(r[i].params, res.label)
+      assert.equal(r[i].sharpe, res.report.sharpe)
+    end
   end)
 
   it("ranks by --rank pnl and --rank drawdown", function()
@@ -189,7 +196,9 @@ describe("polysim backtest --sweep", function()
       { "--sweep qty=1,2 --jobs x", "--jobs needs a number" },
       { "--sweep qty=1,2 --plan", "--plan needs --report DIR" },
       { "--sweep qty=1,2 --dashboard", "--dashboard watches one backtest" },
-      { "--jobs 2", "--plan, --jobs and --rank go with --sweep" },
+      { "--jobs 2", "--plan, --jobs, --rank and --out go with --sweep" },
+      { "--out x.json", "--plan, --jobs, --rank and --out go with --sweep" },
+      { "--sweep qty=1,2 --speed 5", "--speed paces a --dashboard replay" },
     }
     for _, c in ipairs(cases) do
       it(c[1], function()

@@ -21,8 +21,9 @@ usage: polysim backtest STRATEGY.lua --data FILE [--from T] [--to T] [--balance 
   --sweep runs the grid (every combination of the values) in N worker processes (default:
   the number of cores) and prints one row per combination, best first by --rank (default
   sharpe); with --report DIR each combination's report goes to DIR/<combination>/ and the
-  ranking to DIR/sweep.json. --plan prints one shell command per combination instead
-  (each writes its report into DIR/<combination>/), and --merge ranks such reports.
+  ranking to DIR/sweep.json (or --out FILE). --plan prints one shell command per
+  combination instead (each writes its report into DIR/<combination>/), and --merge ranks
+  such reports.
 ]==]
 
 local function die(msg)
@@ -74,6 +75,7 @@ function _M.main(args)
   local o, pos = _M.parse(args, 2)
   if not o then return die(pos) end
   if o.help then io.stdout:write(USAGE); return 0 end
+  if o.speed and not dash then return die("--speed paces a --dashboard replay: add --dashboard") end
   if o.merge or #o.sweep > 0 then
     if dash then return die("--dashboard watches one backtest, not a --sweep or --merge") end
     local sweep = require "polysim.backtest.sweep"
@@ -85,8 +87,7 @@ function _M.main(args)
     if ok then return status end
     return die(type(status) == "table" and status.sweep_error or tostring(status))
   end
-  if o.plan or o.jobs or o.rank then return die("--plan, --jobs and --rank go with --sweep") end
-  if o.speed and not dash then return die("--speed paces a --dashboard replay: add --dashboard") end
+  if o.plan or o.jobs or o.rank or o.out then return die("--plan, --jobs, --rank and --out go with --sweep") end
   if o.speed and (o.speed ~= o.speed or o.speed <= 0) then return die("--speed must be a number > 0") end
   if #pos ~= 1 then return die("needs one STRATEGY.lua\n" .. USAGE) end
   if not o.data then return die("needs --data FILE") end

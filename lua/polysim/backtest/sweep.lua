@@ -387,9 +387,10 @@ function _M.main(args, o, pos, kinds)
   end
   local sorted = _M.rank(rows, by)
   io.stdout:write(_M.table(sorted))
-  if report_dir then
-    assert(core.mkdir_p(report_dir))
-    write_json(report_dir .. "/sweep.json", _M.merged(sorted, by))
+  local out = o.out or (report_dir and report_dir .. "/sweep.json")
+  if out then
+    if report_dir then assert(core.mkdir_p(report_dir)) end
+    write_json(out, _M.merged(sorted, by))
   end
   if not quiet then
     local cpu = core.rusage("children")
