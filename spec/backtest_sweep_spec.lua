@@ -223,3 +223,44 @@ describe("polysim backtest --sweep", function()
     end)
   end)
 end)
+
+describe("polysim.backtest.sweep (the grid and the ranking)", function()
+  local sweep = require "polysim.backtest.sweep"
+
+  it("makes the cartesian product, the last --sweep varying fastest, with safe directory names", function()
+    local g = sweep.grid(sweep.parse({ "a=1,2", "b=x,y z,w/1" }))
+    assert.equal(6, #g)
+    local labels = {}
+    for i, c in ipairs(g) do labels[i] = c.label end
+    assert.same({ "a=1 b=x", "a=1 b=y z", "a=1 b=w/1", "a=2 b=x", "a=2 b=y z", "a=2 b=w/1" }, labels)
+    assert.equal("2_a-1_b-y_z", g[2].dir)
+    assert.equal("3_a-1_b-w_1", g[3].dir)
+    local seen = {}
+    for _, c in ipairs(g) do assert.is_nil(seen[c.dir]); seen[c.dir] = true end
+    local many = {}
+    for i = 1, 400 do many[i] = tostring(i) end
+    local ok, err = pcall(sweep.grid, sweep.parse({ "a=" .. table.concat(many, ","), "b=" .. table.concat(many, ",") }))
+    assert.is_false(ok)
+    assert.truthy(err.sweep_error:find("more than 100000 combinations", 1, true))
+  end)
+
+  it("ranks best first, ties by the next metric then by the parameters, failed rows last", function()
+    local given = {
+      { label = "k=1", summary = { sharpe = "1.0", pnl = "5", max_drawdown = "0.2" } },
+      { label = "k=2", error = "boom" },
+      { label = "k=3", summary = { sharpe = "2.0", pnl = "1", max_drawdown = "0.1" } },
+      { label = "k=4", summary = { sharpe = "1.0", pnl = "7", max_drawdown = "0.2" } },
+      { label = "k=0", summary = { sharpe = "1.0", pnl = "7", max_drawdown = "0.1" } },
+    }
+    local function order(by)
+      local out = {}
+      for i, r in ipairs(sweep.rank(given, by)) do out[i] = r.label end
+      return table.concat(out, " ")
+    end
+    assert.equal("k=3 k=0 k=4 k=1 k=2", order("sharpe"))
+    assert.equal("k=0 k=4 k=1 k=3 k=2", order("pnl"))
+    assert.equal("k=0 k=3 k=4 k=1 k=2", order("drawdown"))
+    local t = sweep.table(sweep.rank(given, "sharpe"))
+    assert.truthy(t:find("\n5%s+failed%s+k=2: boom\n$"), t)
+  end)
+end)
