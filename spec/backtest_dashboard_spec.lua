@@ -86,8 +86,8 @@ describe("polysim backtest --dashboard", function()
     local b, why = browser.start()
     if not b then return pending(why) end
     finally(function() b:close() end)
-    -- 600 s of data at 40x: about 15 s of replay, time to watch it
-    local child = launch("--dashboard", "0", "--speed", "40", "--quiet")
+    -- 600 s of data at 30x: about 20 s of replay, time to watch it
+    local child = launch("--dashboard", "0", "--speed", "30", "--quiet")
     finally(function() child.stop() end)
     local page = b:page()
     assert(page:navigate(child.url()))
