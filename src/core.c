@@ -7,6 +7,7 @@ static void (*const openers[])(lua_State *L) = {
     ps_http_open, ps_server_open,  ps_ws_open,     ps_sys_open, ps_fswatch_open,
     ps_wsconn_open, ps_url_open,
     ps_signals_open, /* sandbox: the SIGINT/SIGTERM watchdog */
+    ps_proc_open, ps_fs_open,
 };
 
 void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,

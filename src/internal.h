@@ -27,6 +27,8 @@ void ps_http_open(lua_State *L);
 void ps_server_open(lua_State *L);
 void ps_ws_open(lua_State *L);
 void ps_sys_open(lua_State *L);
+void ps_proc_open(lua_State *L);   /* proc.c: child processes (backtest sweeps) */
+void ps_fs_open(lua_State *L);     /* fs.c: cwd, listdir, isdir, mkdir_p */
 void ps_signals_open(lua_State *L); /* signals.c: the SIGINT/SIGTERM watchdog */
 void ps_fswatch_open(lua_State *L);
 void ps_wsconn_open(lua_State *L);

@@ -172,6 +172,9 @@ function _M.run(o)
   if not ok then error("strategy: " .. tostring(err), 0) end
   take_sample()
   next_sample = next_sample + sample
+  -- o.watch: the --dashboard replay (polysim.backtest.watch) sees the run and paces it
+  local watch = o.watch
+  if watch then watch.started(rt, client, clock, equity) end
   local events, span0, span1 = 0, nil, nil
   local progress = o.progress
   local function step(rec, n)
@@ -201,6 +204,7 @@ function _M.run(o)
       data.fail(path, n, "market records must come before the first event")
     end
     if progress and events % 4096 == 0 then progress(events) end
+    if watch then watch.event(t) end
   end
   if first then step(first, first_n) end
   for rec, n in it do

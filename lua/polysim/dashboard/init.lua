@@ -209,18 +209,18 @@ function methods:refresh()
     self.seq = self.seq + 1
     snap.seq = self.seq
     self.snapshot = snap
-    local points = {}
-    if snap.equity then
-      local p = { t = snap.now, v = snap.equity }
-      local c = self.curve
-      c[#c + 1] = p
-      -- trimmed in halves, not one by one: table.remove(c, 1) at every point is O(n^2)
-      if #c > 2 * self.max_points then
-        local n = #c - self.max_points
-        table.move(c, n + 1, #c, 1)
-        for i = #c, self.max_points + 1, -1 do c[i] = nil end
-      end
-      points[1] = p
+    -- the new curve points: the snapshot's own list when collect gives one (a backtest
+    -- replay: its equity samples in data time), else the snapshot's equity at its time
+    local points = snap.points
+    snap.points = nil
+    if type(points) ~= "table" then points = snap.equity and { { t = snap.now, v = snap.equity } } or {} end
+    local c = self.curve
+    for _, p in ipairs(points) do c[#c + 1] = p end
+    -- trimmed in halves, not one by one: table.remove(c, 1) at every point is O(n^2)
+    if #c > 2 * self.max_points then
+      local n = #c - self.max_points
+      table.move(c, n + 1, #c, 1)
+      for i = #c, self.max_points + 1, -1 do c[i] = nil end
     end
     if self.n_clients == 0 then return end
     local msg = { type = "update", points = core.array(points), snapshot = snap }
