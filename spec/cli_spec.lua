@@ -41,7 +41,7 @@ describe("polysim run: local unless --live", function()
 
   it("with POLYSIM_API_KEY set and no --live trades on the in-process local exchange", function()
     local text, code = sh("POLYSIM_API_KEY=" .. KEY .. " timeout 30 " .. EXE ..
-      " run examples/mean_reversion.lua --duration 1 --quiet")
+      " run examples/mean_reversion.lua --duration 1 --no-status")
     assert.equal(0, code, text)
     assert.matches("local exchange at http://127%.0%.0%.1:%d+", text)
     assert.is_nil(text:find("LIVE", 1, true), text)
@@ -66,7 +66,7 @@ describe("polysim run: local unless --live", function()
   it("--base-url to another server is announced with a LIVE banner before the strategy starts", function()
     -- 127.0.0.1:9 (discard) refuses: the run fails, but the banner comes first.
     local text = sh("POLYSIM_API_KEY=" .. KEY .. " timeout 30 " .. EXE ..
-      " run examples/mean_reversion.lua --base-url http://127.0.0.1:9 --duration 1 --quiet")
+      " run examples/mean_reversion.lua --base-url http://127.0.0.1:9 --duration 1 --no-status")
     local banner = text:find("LIVE: orders from this strategy go to http://127.0.0.1:9", 1, true)
     assert.truthy(banner, text)
     assert.is_nil(text:find(KEY, 1, true), "the key leaked")

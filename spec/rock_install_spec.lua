@@ -31,7 +31,7 @@ describe("luarocks make", function()
     local env = 'eval "$(luarocks --lua-version 5.4 path --tree ' .. tree .. ')" && unset LUA_PATH_5_4 ' ..
       'LUA_CPATH_5_4 POLYSIM_API_KEY; eval "$(luarocks --lua-version 5.4 path --tree ' .. tree .. ')"; cd ' .. other .. " && "
     text, ok = sh(env .. "timeout 60 " .. tree .. "/bin/polysim run " .. root ..
-      "/examples/mean_reversion.lua --duration 3 --quiet")
+      "/examples/mean_reversion.lua --duration 3 --no-status")
     assert.truthy(ok, text)
     assert.matches("local exchange at http://127%.0%.0%.1", text)
     assert.matches("done: cash", text)

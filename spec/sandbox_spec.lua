@@ -139,7 +139,7 @@ describe("the budget's reach (issue 10 #1)", function()
     ]]
     local out = tmpdir .. "/dur.out"
     local rc = os.execute("unset POLYSIM_API_KEY POLYSIM_BASE_URL; timeout -k 5 60 " .. q(EXE) .. " run " ..
-      q(path) .. " --duration 2 --quiet --no-reload > " .. q(out) .. " 2>&1")
+      q(path) .. " --duration 2 --no-status --no-reload > " .. q(out) .. " 2>&1")
     local text = slurp(out)
     assert.is_true(rc, text)
     assert.truthy(text:find("past its time budget", 1, true), text)

@@ -11,9 +11,10 @@
 --   out:on_line(function(rec) end)      -- rec = { t, level, tag, msg, line } (redacted)
 --
 -- Sinks: `sink` (a function) when given, else stderr; `file` in addition (append). `quiet`
--- keeps info and debug lines off stderr (warnings and errors still show; files get all).
+-- keeps info and debug lines out of the sink (warnings and errors still show; files get all).
 -- Formats: "text" is `HH:MM:SS.mmm LEVEL [tag] message`; "json" is one object a line,
--- {"t":unix seconds,"time":"ISO-8601","level":..,"tag":..,"msg":..}.
+-- {"t":unix seconds,"time":"ISO-8601","level":..,"tag":..,"strategy":..,"msg":..}
+-- (strategy: the tag, left out of the host's own "polysim" lines).
 -- Redaction: anything shaped like a PolySimulator key (ps_live_ + hex, any case), the key
 -- itself in any case, its 64-hex tail alone, and pieces of that tail of 12+ hex digits (a
 -- key split across two calls) become <redacted>.
@@ -122,8 +123,9 @@ end
 local function json_line(rec)
   local t = rec.t
   local iso = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. string_format(".%03dZ", math.floor((t % 1) * 1000))
-  return core.json_encode({ t = t, time = iso, level = rec.level, tag = rec.tag, msg = rec.msg },
-    { sort_keys = true })
+  -- strategy: the strategy the line is about (its tag); the host's own lines have none
+  return core.json_encode({ t = t, time = iso, level = rec.level, tag = rec.tag, msg = rec.msg,
+    strategy = rec.tag ~= "polysim" and rec.tag or nil }, { sort_keys = true })
 end
 
 ---------------------------------------------------------------------------------------------
@@ -189,10 +191,8 @@ function Out:emit(level, tag, msg)
   local rec = { t = wallclock(), level = level, tag = tag, msg = redact(tostring(msg), self.secrets) }
   local line = (self.format == "json" and json_line or text_line)(rec)
   rec.line = line
-  if self.sink then
-    self.sink(line, level, rec)
-  elseif not self.quiet or LEVELS[level] >= LEVELS.warn then
-    stderr_sink(line)
+  if not self.quiet or LEVELS[level] >= LEVELS.warn then
+    (self.sink or stderr_sink)(line, level, rec)
   end
   if self.file then self.file:write(line, "\n") end
   local obs = self.observers
