@@ -6,6 +6,7 @@ LUA_LIB         ?= -llua$(LUA_VERSION)
 PREFIX          ?= /usr/local
 LUA_SHARE_DIR   ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LUA_LIB_DIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+MAN_DIR         ?= $(PREFIX)/share/man
 CC              ?= cc
 CFLAGS          ?= -O2 -g
 BUILD           ?= build
@@ -49,7 +50,8 @@ help:
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
-	@echo "make install  install module, Lua files and the polysim command under PREFIX"
+	@echo "make install  install module, Lua files, the polysim command and its man page under PREFIX"
+	@echo "make man      docs/polysim.1 from the command's option table"
 
 deps:
 	@sh scripts/deps.sh
@@ -202,6 +204,7 @@ install: build
 	install -m 755 $(CORE_SO) $(DESTDIR)$(LUA_LIB_DIR)/polysim/core.so
 	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/bin/polysim
 	install -m 755 build-install/bin/polysim $(DESTDIR)$(PREFIX)/bin/polysim
+	install -D -m 644 docs/polysim.1 $(DESTDIR)$(MAN_DIR)/man1/polysim.1
 
 # The embedding API for other programs: include/polysim.h, the static library and a
 # polysim.pc, so `cc app.c $$(pkg-config --cflags --libs polysim)` builds against it.
@@ -220,6 +223,12 @@ install-embed: deps
 
 rockspec:
 	$(LUA) scripts/gen-rockspec.lua > rockspec/polysim-scm-1.rockspec
+
+# docs/polysim.1 from the command's option table (polysim.cli.options); committed, and
+# spec/cli_flags_spec.lua checks it is up to date.
+.PHONY: man
+man: build
+	$(RUN_ENV) $(LUA) scripts/gen-man.lua > docs/polysim.1.tmp && mv docs/polysim.1.tmp docs/polysim.1
 
 # The API reference from the doc comments (config.ld lists the files). LDoc reports some
 # problems (an unknown reference, a missing formatter) without failing: any line it prints

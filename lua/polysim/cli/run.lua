@@ -38,7 +38,16 @@ function _M.main(args)
   if opts.live and (os.getenv "POLYSIM_API_KEY" or "") == "" then
     return die("--live needs the real service's key in POLYSIM_API_KEY")
   end
+  -- --base-url on this machine (a `polysim serve`): its key is POLYSIM_LOCAL_KEY, so the
+  -- local key never has to be exported as POLYSIM_API_KEY (the real service's)
+  local api_key
+  local url = opts["base-url"]
+  if url and (url:match("^https?://127%.") or url:match("^https?://localhost[:/]") or url:match("^https?://localhost$")
+      or url:match("^https?://%[::1%]")) and (os.getenv "POLYSIM_LOCAL_KEY" or "") ~= "" then
+    api_key = os.getenv "POLYSIM_LOCAL_KEY"
+  end
   local h, err = host.new {
+    api_key = api_key,
     base_url = opts["base-url"], live = opts.live or nil, seed = opts.seed, tick = opts.tick, budget = opts.budget,
     hot_reload = not opts["no-reload"], status = ((opts.quiet or opts["no-status"]) and false) or nil,
     quiet = opts.quiet or nil, log_level = opts["log-level"], log_format = opts["log-format"],
