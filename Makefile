@@ -52,6 +52,7 @@ help:
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files, the polysim command and its man page under PREFIX"
 	@echo "make man      docs/polysim.1 from the command's option table"
+	@echo "make dist     build/dist: the versioned rockspec and source archive (luarocks install, offline)"
 
 deps:
 	@sh scripts/deps.sh
@@ -221,8 +222,28 @@ install-embed: deps
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(POLYSIM_VERSION)|' \
 	    -e 's|@LIBS@|$(LUA_LIB) $(LIBS) -ldl|' pkgconfig/polysim.pc.in > $(DESTDIR)$(PKGCONFIG_DIR)/polysim.pc
 
+# The rockspec is named after POLYSIM_VERSION (src/internal.h): one version everywhere.
+ROCKSPEC = rockspec/polysim-$(POLYSIM_VERSION)-1.rockspec
 rockspec:
-	$(LUA) scripts/gen-rockspec.lua > rockspec/polysim-scm-1.rockspec
+	@rm -f $(filter-out $(ROCKSPEC),$(wildcard rockspec/polysim-*.rockspec))
+	$(LUA) scripts/gen-rockspec.lua > $(ROCKSPEC)
+
+# A release: the rockspec and the source archive it names, side by side in $(BUILD)/dist;
+# `cd $(BUILD)/dist && luarocks install polysim-$(POLYSIM_VERSION)-1.rockspec` (the rockspec
+# names the archive by a relative path) or `luarocks install $(BUILD)/dist/polysim-…src.rock`
+# from anywhere installs it with no network. The archive holds the tracked files as they are
+# in the working tree.
+DIST = $(BUILD)/dist
+.PHONY: dist
+dist:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	git ls-files -z | tar --null -T - --transform 's,^,polysim-$(POLYSIM_VERSION)/,' \
+	  -czf $(DIST)/polysim-$(POLYSIM_VERSION).tar.gz
+	$(LUA) scripts/gen-rockspec.lua > $(DIST)/polysim-$(POLYSIM_VERSION)-1.rockspec
+	@# the two in one .src.rock (a zip), which `luarocks install FILE` takes from any directory
+	cd $(DIST) && zip -q polysim-$(POLYSIM_VERSION)-1.src.rock polysim-$(POLYSIM_VERSION)-1.rockspec \
+	  polysim-$(POLYSIM_VERSION).tar.gz
+	@echo "$(DIST): polysim-$(POLYSIM_VERSION)-1.rockspec, polysim-$(POLYSIM_VERSION).tar.gz, polysim-$(POLYSIM_VERSION)-1.src.rock"
 
 # docs/polysim.1 from the command's option table (polysim.cli.options); committed, and
 # spec/cli_flags_spec.lua checks it is up to date.

@@ -55,7 +55,8 @@ _M.COMMANDS = {
       { name = "live", kind = "flag",
         help = "trade on the real API (key from POLYSIM_API_KEY); without --live or --base-url the " ..
                "strategy trades on a local exchange started in this process" },
-      { name = "base-url", value = "URL", kind = "string", help = "trade against this server (key from POLYSIM_API_KEY; for a loopback URL such as a " ..
+      { name = "base-url", value = "URL", kind = "string",
+        help = "trade against this server (key from POLYSIM_API_KEY; for a loopback URL such as a " ..
                "`polysim serve`, POLYSIM_LOCAL_KEY when set)" },
       { name = "duration", value = "SECONDS", kind = "number", help = "stop after this long (default: until SIGINT/SIGTERM)" },
       { name = "seed", value = "S", kind = "number", help = "seed of the local exchange's markets (default 1)" },
