@@ -51,7 +51,7 @@ help:
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files, the polysim command and its man page under PREFIX"
-	@echo "make man      docs/polysim.1 from the command's option table"
+	@echo "make man      docs/polysim.1 and README's polysim --help block from the command's option table"
 	@echo "make dist     build/dist: the versioned rockspec and source archive (luarocks install, offline)"
 
 deps:
@@ -245,11 +245,12 @@ dist:
 	  polysim-$(POLYSIM_VERSION).tar.gz
 	@echo "$(DIST): polysim-$(POLYSIM_VERSION)-1.rockspec, polysim-$(POLYSIM_VERSION).tar.gz, polysim-$(POLYSIM_VERSION)-1.src.rock"
 
-# docs/polysim.1 from the command's option table (polysim.cli.options); committed, and
-# spec/cli_flags_spec.lua checks it is up to date.
+# docs/polysim.1 and README.md's `polysim --help` block from the command's option table
+# (polysim.cli.options); committed, and spec/cli_flags_spec.lua checks both are up to date.
 .PHONY: man
 man: build
 	$(RUN_ENV) $(LUA) scripts/gen-man.lua > docs/polysim.1.tmp && mv docs/polysim.1.tmp docs/polysim.1
+	$(RUN_ENV) $(LUA) scripts/gen-readme-help.lua
 
 # The API reference from the doc comments (config.ld lists the files). LDoc reports some
 # problems (an unknown reference, a missing formatter) without failing: any line it prints
