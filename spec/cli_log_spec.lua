@@ -107,6 +107,21 @@ describe("polysim run log flags", function()
     assert.truthy(text:find("ps_live_<redacted>", 1, true), text)
   end)
 
+  it("host.new{ quiet = true }: the sink gets warnings, not info; log_file gets both", function()
+    local file = tmp .. "/host.log"
+    local got = {}
+    local h = assert(require("polysim.host").new { quiet = true, status = false, hot_reload = false,
+      log_file = file, log_sink = function(line, level) got[#got + 1] = level .. " " .. line end })
+    assert.is_true(h:load(strategy))
+    h:close()
+    local all = table.concat(got, "\n")
+    assert.truthy(all:find("WARN-LINE", 1, true), all)
+    assert.is_nil(all:find("INFO-LINE", 1, true), all)
+    local log = assert(slurp(file))
+    assert.truthy(log:find("INFO-LINE", 1, true), log)
+    assert.truthy(log:find("WARN-LINE", 1, true), log)
+  end)
+
   it("a bad --log-level or --log-format is refused with the choices", function()
     local text, code = run("--log-level loud")
     assert.equal(2, code, text)

@@ -195,7 +195,10 @@ function _M.new(opts)
     started_at = monotime(), last_error = nil,
   }, mt)
   local user_sink = opts.log_sink
+  local quiet = opts.quiet
   self.sink = function(line, level)
+    -- quiet: info and debug lines go to the file (log_file) alone, whatever the sink
+    if quiet and (level == "info" or level == "debug") then return end
     if user_sink then return user_sink(line, level) end
     if self.status_text then io.stderr:write("\r\27[K") end
     io.stderr:write(line, "\n")
@@ -218,7 +221,7 @@ function _M.new(opts)
   end
   -- one log output for the host and every strategy: one level, format, file and redaction
   local lok, out = pcall(require("polysim.log").new, { sink = self.sink, api_key = self.api_key,
-    level = opts.log_level, format = opts.log_format, file = opts.log_file, quiet = opts.quiet })
+    level = opts.log_level, format = opts.log_format, file = opts.log_file })
   if not lok then
     if self.srv then self.srv:close() end
     return nil, (tostring(out):gsub("^.-log%.new: ", ""))

@@ -11,7 +11,7 @@
 --   out:on_line(function(rec) end)      -- rec = { t, level, tag, msg, line } (redacted)
 --
 -- Sinks: `sink` (a function) when given, else stderr; `file` in addition (append). `quiet`
--- keeps info and debug lines out of the sink (warnings and errors still show; files get all).
+-- keeps info and debug lines off stderr (warnings and errors still show; files get all).
 -- Formats: "text" is `HH:MM:SS.mmm LEVEL [tag] message`; "json" is one object a line,
 -- {"t":unix seconds,"time":"ISO-8601","level":..,"tag":..,"strategy":..,"msg":..}
 -- (strategy: the tag, left out of the host's own "polysim" lines).
@@ -191,8 +191,10 @@ function Out:emit(level, tag, msg)
   local rec = { t = wallclock(), level = level, tag = tag, msg = redact(tostring(msg), self.secrets) }
   local line = (self.format == "json" and json_line or text_line)(rec)
   rec.line = line
-  if not self.quiet or LEVELS[level] >= LEVELS.warn then
-    (self.sink or stderr_sink)(line, level, rec)
+  if self.sink then
+    self.sink(line, level, rec)
+  elseif not self.quiet or LEVELS[level] >= LEVELS.warn then
+    stderr_sink(line)
   end
   if self.file then self.file:write(line, "\n") end
   local obs = self.observers
