@@ -86,7 +86,7 @@ describe("polysim run log flags", function()
   end)
 
   it("--log-format json: one object a line with time, level, strategy, msg; key redacted", function()
-    local text, code = run("--no-status --log-format json")
+    local text, code = run("--no-status --log-format json --dashboard")
     assert.equal(0, code, text)
     local n, saw_strategy = 0, false
     for line in text:gmatch("[^\n]+") do
@@ -103,6 +103,7 @@ describe("polysim run log flags", function()
     end
     assert.truthy(n >= 5, text)
     assert.is_true(saw_strategy, text)
+    assert.truthy(text:find('"msg":"dashboard: http://127.0.0.1:', 1, true), text) -- JSON as well
     assert.is_nil(text:find(FAKE, 1, true), text)
     assert.truthy(text:find("ps_live_<redacted>", 1, true), text)
   end)

@@ -80,7 +80,12 @@ function _M.main(args)
       return 1
     end
     -- printed whatever the log level: it is what the user asked for (and the token with it)
-    io.stderr:write("dashboard: ", d.url, "\n")
+    if opts["log-format"] == "json" then     -- machines read stderr: every line JSON
+      io.stderr:write(core.json_encode({ time = os.date("!%Y-%m-%dT%H:%M:%SZ"), level = "info", tag = "polysim",
+        msg = "dashboard: " .. d.url }, { sort_keys = true }), "\n")
+    else
+      io.stderr:write("dashboard: ", d.url, "\n")
+    end
   end
   h.log.info(string.format("running %s%s; %s", path,
     opts.duration and string.format(" for %g s", opts.duration) or "",
