@@ -128,6 +128,8 @@ local function json_line(rec)
     strategy = rec.tag ~= "polysim" and rec.tag or nil }, { sort_keys = true })
 end
 
+_M.json_line = json_line -- for a line written outside a log output (polysim run's dashboard URL)
+
 ---------------------------------------------------------------------------------------------
 -- the output object
 

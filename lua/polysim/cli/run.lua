@@ -81,8 +81,9 @@ function _M.main(args)
     end
     -- printed whatever the log level: it is what the user asked for (and the token with it)
     if opts["log-format"] == "json" then     -- machines read stderr: every line JSON
-      io.stderr:write(core.json_encode({ time = os.date("!%Y-%m-%dT%H:%M:%SZ"), level = "info", tag = "polysim",
-        msg = "dashboard: " .. d.url }, { sort_keys = true }), "\n")
+      local log = require "polysim.log"
+      io.stderr:write(log.json_line { t = log.wallclock(), level = "info", tag = "polysim", msg = "dashboard: " .. d.url },
+        "\n")
     else
       io.stderr:write("dashboard: ", d.url, "\n")
     end
