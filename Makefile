@@ -6,6 +6,7 @@ LUA_LIB         ?= -llua$(LUA_VERSION)
 PREFIX          ?= /usr/local
 LUA_SHARE_DIR   ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LUA_LIB_DIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+MAN_DIR         ?= $(PREFIX)/share/man
 CC              ?= cc
 CFLAGS          ?= -O2 -g
 BUILD           ?= build
@@ -49,7 +50,9 @@ help:
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
-	@echo "make install  install module, Lua files and the polysim command under PREFIX"
+	@echo "make install  install module, Lua files, the polysim command and its man page under PREFIX"
+	@echo "make man      docs/polysim.1 and README's polysim --help block from the command's option table"
+	@echo "make dist     build/dist: the versioned rockspec and source archive (luarocks install, offline)"
 
 deps:
 	@sh scripts/deps.sh
@@ -202,6 +205,7 @@ install: build
 	install -m 755 $(CORE_SO) $(DESTDIR)$(LUA_LIB_DIR)/polysim/core.so
 	$(MAKE) BUILD=build-install POLYSIM_LUADIR=$(LUA_SHARE_DIR) build-install/bin/polysim
 	install -m 755 build-install/bin/polysim $(DESTDIR)$(PREFIX)/bin/polysim
+	install -D -m 644 docs/polysim.1 $(DESTDIR)$(MAN_DIR)/man1/polysim.1
 
 # The embedding API for other programs: include/polysim.h, the static library and a
 # polysim.pc, so `cc app.c $$(pkg-config --cflags --libs polysim)` builds against it.
@@ -218,8 +222,35 @@ install-embed: deps
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(POLYSIM_VERSION)|' \
 	    -e 's|@LIBS@|$(LUA_LIB) $(LIBS) -ldl|' pkgconfig/polysim.pc.in > $(DESTDIR)$(PKGCONFIG_DIR)/polysim.pc
 
+# The rockspec is named after POLYSIM_VERSION (src/internal.h): one version everywhere.
+ROCKSPEC = rockspec/polysim-$(POLYSIM_VERSION)-1.rockspec
 rockspec:
-	$(LUA) scripts/gen-rockspec.lua > rockspec/polysim-scm-1.rockspec
+	@rm -f $(filter-out $(ROCKSPEC),$(wildcard rockspec/polysim-*.rockspec))
+	$(LUA) scripts/gen-rockspec.lua > $(ROCKSPEC)
+
+# A release: the rockspec and the source archive it names, side by side in $(BUILD)/dist;
+# `cd $(BUILD)/dist && luarocks install polysim-$(POLYSIM_VERSION)-1.rockspec` (the rockspec
+# names the archive by a relative path) or `luarocks install $(BUILD)/dist/polysim-…src.rock`
+# from anywhere installs it with no network. The archive holds the tracked files as they are
+# in the working tree.
+DIST = $(BUILD)/dist
+.PHONY: dist
+dist:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	git ls-files -z | tar --null -T - --transform 's,^,polysim-$(POLYSIM_VERSION)/,' \
+	  -czf $(DIST)/polysim-$(POLYSIM_VERSION).tar.gz
+	$(LUA) scripts/gen-rockspec.lua > $(DIST)/polysim-$(POLYSIM_VERSION)-1.rockspec
+	@# the two in one .src.rock (a zip), which `luarocks install FILE` takes from any directory
+	cd $(DIST) && zip -q polysim-$(POLYSIM_VERSION)-1.src.rock polysim-$(POLYSIM_VERSION)-1.rockspec \
+	  polysim-$(POLYSIM_VERSION).tar.gz
+	@echo "$(DIST): polysim-$(POLYSIM_VERSION)-1.rockspec, polysim-$(POLYSIM_VERSION).tar.gz, polysim-$(POLYSIM_VERSION)-1.src.rock"
+
+# docs/polysim.1 and README.md's `polysim --help` block from the command's option table
+# (polysim.cli.options); committed, and spec/cli_flags_spec.lua checks both are up to date.
+.PHONY: man
+man: build
+	$(RUN_ENV) $(LUA) scripts/gen-man.lua > docs/polysim.1.tmp && mv docs/polysim.1.tmp docs/polysim.1
+	$(RUN_ENV) $(LUA) scripts/gen-readme-help.lua
 
 # The API reference from the doc comments (config.ld lists the files). LDoc reports some
 # problems (an unknown reference, a missing formatter) without failing: any line it prints

@@ -71,7 +71,9 @@ typedef struct polysim_host_options {
     const char *api_key;    /* NULL: $POLYSIM_API_KEY */
     const char *base_url;   /* NULL: $POLYSIM_BASE_URL, else https://api.polysimulator.com */
     int local_exchange;     /* 1: start a local exchange in this process and trade on it;
-                               -1: never; 0: when there is neither an API key nor a base URL */
+                               -1: never (the real service, or base_url); 0: unless a base URL
+                               is given (here or $POLYSIM_BASE_URL): an API key alone never
+                               sends orders to the real service */
     unsigned seed;          /* local exchange's market universe (0: 1) */
     double tick_s;          /* local exchange's price moves, seconds apart (0: 0.5; < 0: prices
                                never move, like `polysim run --tick 0`) */
@@ -90,6 +92,11 @@ typedef struct polysim_host_options {
     int dashboard;
     unsigned dashboard_port;   /* 0: any free port */
     int dashboard_control;
+    /* Logging, as `polysim run`'s --log-level, --log-file, --log-format json and --quiet. */
+    const char *log_level;  /* "debug", "info", "warn" or "error"; NULL: "info" */
+    const char *log_file;   /* also append every line at log_level here; NULL: none */
+    int log_json;           /* 1: each line a JSON object (time, level, strategy, msg) */
+    int quiet;              /* 1: info and debug lines reach log_file only, not log/stderr */
 } polysim_host_options;
 
 /* Creates a host; opts may be NULL. Returns NULL only when out of memory. When creation

@@ -237,7 +237,7 @@ describe("polysim backtest", function()
     write(p, [[return { on_start = function(ctx) ctx.log.info("PARAM n=%s", tostring(ctx.params.n)) end }]])
     local dir = tmp .. "/runrep"
     local out, code = sh("env -u POLYSIM_API_KEY " .. EXE .. " run " .. p ..
-      " --param n=42 --duration 1 --quiet --no-reload --report " .. dir)
+      " --param n=42 --duration 1 --no-status --no-reload --report " .. dir)
     assert.equal(0, code, out)
     assert.truthy(out:find("PARAM n=42", 1, true), out)
     local summary = core.json_decode(assert(slurp(dir .. "/report.json")))

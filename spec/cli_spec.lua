@@ -41,7 +41,7 @@ describe("polysim run: local unless --live", function()
 
   it("with POLYSIM_API_KEY set and no --live trades on the in-process local exchange", function()
     local text, code = sh("POLYSIM_API_KEY=" .. KEY .. " timeout 30 " .. EXE ..
-      " run examples/mean_reversion.lua --duration 1 --quiet")
+      " run examples/mean_reversion.lua --duration 1 --no-status")
     assert.equal(0, code, text)
     assert.matches("local exchange at http://127%.0%.0%.1:%d+", text)
     assert.is_nil(text:find("LIVE", 1, true), text)
@@ -66,10 +66,30 @@ describe("polysim run: local unless --live", function()
   it("--base-url to another server is announced with a LIVE banner before the strategy starts", function()
     -- 127.0.0.1:9 (discard) refuses: the run fails, but the banner comes first.
     local text = sh("POLYSIM_API_KEY=" .. KEY .. " timeout 30 " .. EXE ..
-      " run examples/mean_reversion.lua --base-url http://127.0.0.1:9 --duration 1 --quiet")
+      " run examples/mean_reversion.lua --base-url http://127.0.0.1:9 --duration 1 --no-status")
     local banner = text:find("LIVE: orders from this strategy go to http://127.0.0.1:9", 1, true)
     assert.truthy(banner, text)
     assert.is_nil(text:find(KEY, 1, true), "the key leaked")
+  end)
+end)
+
+describe("polysim run --base-url to a local polysim serve", function()
+  it("sends POLYSIM_LOCAL_KEY, so the local key never goes into POLYSIM_API_KEY", function()
+    local key = "ps_live_" .. ("4c"):rep(32)
+    local other = "ps_live_" .. ("9a"):rep(32)   -- the real service's key: not the local one
+    local out = os.tmpname()
+    local text, code = sh(([[(
+      %s serve --port 0 --tick 0 --api-key %s > %s 2>/dev/null & pid=$!
+      for i in $(seq 100); do [ -s %s ] && break; sleep 0.05; done
+      url=$(head -n1 %s | sed 's/.*"base_url":"\([^"]*\)".*/\1/')
+      POLYSIM_API_KEY=%s POLYSIM_LOCAL_KEY=%s timeout 30 %s run examples/rebalancer.lua --base-url "$url" \
+        --duration 1 --no-status --no-reload; rc=$?; kill $pid; exit $rc)]]):format(EXE, key, out, out, out, other, key, EXE))
+    os.remove(out)
+    assert.equal(0, code, text)
+    assert.truthy(text:find("done: cash", 1, true), text)
+    assert.is_nil(text:find("INVALID_API_KEY", 1, true), text)
+    assert.truthy(text:find("%d+ events, %d+ callbacks, 0 errors"), text)
+    assert.is_nil(text:find(key, 1, true), "the key leaked")
   end)
 end)
 

@@ -92,6 +92,19 @@ describe("make doc", function()
     assert.same({}, absent)
   end)
 
+  it("documents every public stream method (s:messages too), the host's log options, err.kind", function()
+    if missing then return pending(missing) end
+    local absent = {}
+    for _, name in ipairs(public(require("polysim.stream").mt.__index)) do
+      if not html:find("s:" .. name .. "(", 1, true) then absent[#absent + 1] = name end
+    end
+    for _, name in ipairs { "\"parameter\">log_format<", "\"parameter\">log_file<", "\"parameter\">quiet<", "\"parameter\">log_level<" } do
+      if not html:find(name, 1, true) then absent[#absent + 1] = name end
+    end
+    if not html:find("configuration error", 1, true) then absent[#absent + 1] = "Error.kind" end
+    assert.same({}, absent)
+  end)
+
   it("is linked from the README", function()
     assert.truthy(read("README.md"):find("make doc", 1, true))
     assert.truthy(read("README.md"):find("build/doc/index.html", 1, true))

@@ -41,10 +41,10 @@ end
 describe("polysim run", function()
   it("runs every example against the local exchange, without errors", function()
     local r = sh [[
-      run mr examples/mean_reversion.lua --duration 3 --quiet &
-      run mm examples/market_maker.lua --duration 3 --quiet &
-      run rb examples/rebalancer.lua --duration 3 --quiet &
-      run ud examples/btc_updown.lua --duration 3 --quiet &
+      run mr examples/mean_reversion.lua --duration 3 --no-status &
+      run mm examples/market_maker.lua --duration 3 --no-status &
+      run rb examples/rebalancer.lua --duration 3 --no-status &
+      run ud examples/btc_updown.lua --duration 3 --no-status &
       wait
     ]]
     for _, name in ipairs { "mr", "mm", "rb", "ud" } do
@@ -82,8 +82,8 @@ describe("polysim run", function()
     local term = write(tmpdir .. "/resting_term.lua", src)
     local int = write(tmpdir .. "/resting_int.lua", src)
     local r = sh(([[
-      run term %s --quiet &
-      run int %s --quiet &
+      run term %s --no-status &
+      run int %s --no-status &
       sleep 1.5
       pkill -TERM -f '^[^ ]*/polysim run .*/resting_term.lua'
       pkill -INT -f '^[^ ]*/polysim run .*/resting_int.lua'
@@ -119,7 +119,7 @@ describe("polysim run", function()
     end
     local a = write(tmpdir .. "/multi_a.lua", src("alpha", "0.01", "error('alpha breaks')"))
     local b = write(tmpdir .. "/multi_b.lua", src("beta", "0.02", ""))
-    local r = sh(([[run multi %s %s --duration 2 --quiet]]):format(q(a), q(b)))
+    local r = sh(([[run multi %s %s --duration 2 --no-status]]):format(q(a), q(b)))
     local out = r.multi.out
     assert.equal(0, r.multi.status, out)
     assert.truthy(out:find("[alpha] started", 1, true), out)
@@ -142,7 +142,7 @@ describe("polysim run", function()
                on_stop = function(ctx) ctx.log.info("rb v%d ticked %d", ctx.version, ctx.state.n) end }
     ]])
     local r = sh(([[
-      run mr %s %s --duration 3 --quiet &
+      run mr %s %s --duration 3 --no-status &
       sleep 1.2
       printf 'return {' > %s.tmp && mv %s.tmp %s
       sleep 0.5
@@ -169,7 +169,7 @@ describe("polysim run", function()
     ]]
     write(path, src)
     local r = sh(([[
-      run live %s --duration 3 --quiet &
+      run live %s --duration 3 --no-status &
       sleep 1.2
       printf '%%s' "WHO = 'second'" > %s.tmp && cat %s >> %s.tmp && mv %s.tmp %s
       wait
@@ -186,7 +186,7 @@ describe("polysim run", function()
       run none
       run unknown x.lua --frobnicate 1
       run missing /nonexistent/strategy.lua
-      run broken %s --quiet
+      run broken %s --no-status
     ]]):format(q(broken)))
     assert.equal(2, r.none.status)
     assert.truthy(r.none.out:find("give a strategy file (or several)", 1, true), r.none.out)

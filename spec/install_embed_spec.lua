@@ -58,6 +58,11 @@ describe("make install (embedding)", function()
     end
     p:close()
     assert.is_true(n > 50)
+    -- the man page (issue 11): where man finds it, and the same as docs/polysim.1
+    local man = io.open(prefix .. "/share/man/man1/polysim.1")
+    assert.truthy(man, "share/man/man1/polysim.1 not installed")
+    assert.equal(assert(io.open("docs/polysim.1")):read("a"), man:read("a"))
+    man:close()
     local cwd = io.popen("pwd"):read("l")
     local _, ran = sh("cd /tmp && env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u POLYSIM_API_KEY LUA_CPATH_5_4='" ..
       prefix .. "/lib/lua/5.4/?.so;;' '" .. prefix .. "/bin/polysim' run '" .. cwd ..

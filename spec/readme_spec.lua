@@ -1,13 +1,15 @@
--- The README's code runs as printed: the quick start against `polysim serve`, and the
--- complete strategy under `polysim run`.
+-- Every Lua code block of README.md and examples/README.md runs as printed (issue 11): a
+-- block that returns a strategy table runs under `polysim run`, any other as a script
+-- against a `polysim serve` (POLYSIM_LOCAL_URL / POLYSIM_LOCAL_KEY from its first line, as
+-- the quick start says). What each prints must mean something: no `table: 0x…`, no
+-- `userdata: 0x…`, no bare `nil`, no error object; the stream block must see a price.
 local EXE = os.getenv "POLYSIM_EXE" or "build/bin/polysim"
 
-local function readme_block(after)
-  local text = assert(io.open("README.md")):read("a")
-  local from = assert(text:find(after, 1, true), "README has no section " .. after)
-  local s, e = text:find("```lua\n(.-)```", from)
-  assert(s, "no Lua block after " .. after)
-  return text:sub(s + 7, e - 3)
+local function slurp(path)
+  local f = assert(io.open(path))
+  local s = f:read("a")
+  f:close()
+  return s
 end
 
 local function write(path, text)
@@ -23,53 +25,100 @@ local function run(cmd)
   return out
 end
 
-describe("README", function()
-  it("quick start runs against a local exchange", function()
-    local script = os.tmpname()
-    write(script, readme_block("## Quick start"))
-    local out = run(string.format([[
-      %s serve --port 0 --tick 0 > %s.srv 2>/dev/null & pid=$!
-      for i in $(seq 100); do [ -s %s.srv ] && break; sleep 0.05; done
-      line=$(head -n1 %s.srv)
-      url=$(echo "$line" | sed 's/.*"base_url":"\([^"]*\)".*/\1/')
-      key=$(echo "$line" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
-      POLYSIM_LOCAL_URL=$url POLYSIM_LOCAL_KEY=$key lua5.4 %s; kill $pid]], EXE, script, script, script, script))
-    os.remove(script)
-    os.remove(script .. ".srv")
-    assert.matches("rc=0", out)
-    assert.is_nil(out:find("polysim: ", 1, true), out) -- no error object printed
-    assert.matches("FILLED", out)
-    -- what it prints means something (issue 11): no table addresses, no nil fields, prices
-    assert.is_nil(out:find("table: 0x", 1, true), out)
-    assert.is_nil(out:find("%f[%w]nil%f[%W]"), out)
-    assert.matches("Yes 0%.%d+%s+No 0%.%d+", out)
+-- { file, line, section, code } for every ```lua block of the file
+local function lua_blocks(file)
+  local text = slurp(file)
+  local list, section = {}, "?"
+  local line_no, in_block, start, buf = 0, false, 0, nil
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    line_no = line_no + 1
+    if in_block then
+      if line == "```" then
+        list[#list + 1] = { file = file, line = start, section = section, code = table.concat(buf, "\n") .. "\n" }
+        in_block = false
+      else
+        buf[#buf + 1] = line
+      end
+    elseif line == "```lua" then
+      in_block, start, buf = true, line_no, {}
+    elseif line:match("^##+ ") then
+      section = line:gsub("^#+ ", "")
+    end
+  end
+  return list
+end
+
+local BLOCKS = {}
+for _, f in ipairs { "README.md", "examples/README.md" } do
+  for _, b in ipairs(lua_blocks(f)) do BLOCKS[#BLOCKS + 1] = b end
+end
+
+local function meaningful(out, where)
+  assert.is_nil(out:find("table: 0x", 1, true), where .. " printed a table address:\n" .. out)
+  assert.is_nil(out:find("userdata: 0x", 1, true), where .. " printed a userdata address:\n" .. out)
+  assert.is_nil(out:find("%f[%w]nil%f[%W]"), where .. " printed nil:\n" .. out)
+  assert.is_nil(out:find("polysim: ", 1, true), where .. " printed an error:\n" .. out)
+end
+
+-- Runs a script block against a fresh `polysim serve` (tick 0: the quick start's limit price
+-- holds; ticking: prices move, so streams see updates).
+local function run_script(code, tick)
+  local script = os.tmpname()
+  write(script, code)
+  local out = run(string.format([[
+    %s serve --port 0 --tick %s > %s.srv 2>/dev/null & pid=$!
+    for i in $(seq 100); do [ -s %s.srv ] && break; sleep 0.05; done
+    line=$(head -n1 %s.srv)
+    url=$(echo "$line" | sed 's/.*"base_url":"\([^"]*\)".*/\1/')
+    key=$(echo "$line" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
+    env -u POLYSIM_API_KEY -u POLYSIM_BASE_URL POLYSIM_LOCAL_URL=$url POLYSIM_LOCAL_KEY=$key timeout 60 lua5.4 %s
+    rc=$?; kill $pid; (exit $rc)]], EXE, tick, script, script, script, script))
+  os.remove(script)
+  os.remove(script .. ".srv")
+  return out
+end
+
+describe("README code blocks", function()
+  it("there are blocks to run in both files", function()
+    local n = {}
+    for _, b in ipairs(BLOCKS) do n[b.file] = (n[b.file] or 0) + 1 end
+    assert.truthy((n["README.md"] or 0) >= 6, "README.md Lua blocks: " .. tostring(n["README.md"]))
+    assert.truthy((n["examples/README.md"] or 0) >= 1)
   end)
 
-  it("the Up/Down example runs against a local exchange", function()
-    local script = os.tmpname()
-    write(script, readme_block("## Up/Down markets"))
-    local out = run(string.format([[
-      %s serve --port 0 > %s.srv 2>/dev/null & pid=$!
-      for i in $(seq 100); do [ -s %s.srv ] && break; sleep 0.05; done
-      line=$(head -n1 %s.srv)
-      url=$(echo "$line" | sed 's/.*"base_url":"\([^"]*\)".*/\1/')
-      key=$(echo "$line" | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
-      POLYSIM_BASE_URL=$url POLYSIM_API_KEY=$key lua5.4 %s; kill $pid]], EXE, script, script, script, script))
-    os.remove(script)
-    os.remove(script .. ".srv")
-    assert.matches("rc=0", out)
-    assert.matches("FILLED", out)
-    assert.matches("tick\tBTC", out)
-    assert.is_nil(out:find("nil", 1, true), out)
-  end)
-
-  it("the complete strategy runs under polysim run without errors", function()
-    local path = os.tmpname() .. ".lua"
-    write(path, readme_block("A complete strategy:"))
-    local out = run(string.format("env -u POLYSIM_API_KEY -u POLYSIM_BASE_URL %s run %s --duration 2", EXE, path))
-    os.remove(path)
-    assert.matches("rc=0", out)
-    assert.matches("0 errors", out)
-    assert.matches("stopping: duration", out)
-  end)
+  for _, b in ipairs(BLOCKS) do
+    local where = ("%s:%d (%s)"):format(b.file, b.line, b.section)
+    if b.code:find("\nreturn S%s*$") then
+      it(where .. ": the strategy runs under polysim run without errors", function()
+        local path = os.tmpname() .. ".lua"
+        write(path, b.code)
+        local out = run(("env -u POLYSIM_API_KEY -u POLYSIM_BASE_URL timeout 60 %s run %s --duration 3 --no-status")
+          :format(EXE, path))
+        os.remove(path)
+        assert.matches("rc=0", out)
+        assert.matches("[^%d]0 errors", out)
+        assert.matches("stopping: duration", out)
+        assert.is_nil(out:find("table: 0x", 1, true), out)
+        assert.is_nil(out:find("userdata: 0x", 1, true), out)
+      end)
+    else
+      it(where .. ": runs as printed and prints something meaningful", function()
+        local quick = b.section == "Quick start"
+        local out = run_script(b.code, quick and "0" or "0.2")
+        assert.matches("rc=0", out)
+        meaningful(out, where)
+        if quick then
+          assert.matches("FILLED", out)
+          assert.matches("Yes 0%.%d+%s+No 0%.%d+", out)
+        elseif b.section:find("Live streams", 1, true) then
+          -- a price arrives through the callback and through the iterator
+          assert.matches("0x%x+%s+Yes 0%.%d+%s+No 0%.%d+", out)
+          assert.matches("first from the iterator:%s+0x%x+%s+Yes 0%.%d+", out)
+        elseif b.section:find("Up/Down", 1, true) then
+          assert.matches("FILLED", out)
+          assert.matches("tick\tBTC", out)
+        end
+      end)
+    end
+  end
 end)

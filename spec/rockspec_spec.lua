@@ -5,7 +5,7 @@ describe("rockspec", function()
     local p = assert(io.popen("lua5.4 scripts/gen-rockspec.lua"))
     local fresh = p:read("a")
     p:close()
-    local f = assert(io.open("rockspec/polysim-scm-1.rockspec"))
+    local f = assert(io.open("rockspec/polysim-" .. require("polysim").VERSION .. "-1.rockspec"))
     local committed = f:read("a")
     f:close()
     assert.equal(fresh, committed, "run `make rockspec` and commit the result")
@@ -15,7 +15,7 @@ describe("rockspec", function()
     local tree = os.tmpname()
     os.remove(tree)
     local ok = os.execute("luarocks --lua-version=5.4 --tree=" .. tree ..
-      " make rockspec/polysim-scm-1.rockspec > " .. tree .. ".log 2>&1")
+      " make rockspec/polysim-" .. require("polysim").VERSION .. "-1.rockspec > " .. tree .. ".log 2>&1")
     assert.is_true(ok, "luarocks make failed; see " .. tree .. ".log")
     local cmd = "cd / && LUA_PATH_5_4='" .. tree .. "/share/lua/5.4/?.lua;" .. tree ..
       "/share/lua/5.4/?/init.lua' LUA_CPATH_5_4='" .. tree .. "/lib/lua/5.4/?.so' " ..

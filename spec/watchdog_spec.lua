@@ -58,7 +58,7 @@ local function run_all(cases)
     local out, rc = q(tmpdir .. "/" .. name .. ".out"), q(tmpdir .. "/" .. name .. ".rc")
     script[#script + 1] = ([[
 (
-  %s run %s --budget 0 --duration 30 --quiet > %s 2>&1 &
+  %s run %s --budget 0 --duration 30 --no-status > %s 2>&1 &
   pid=$!
   i=0; while [ $i -lt 200 ] && ! grep -q 'stuck now' %s; do sleep 0.1; i=$((i+1)); done
   kill -TERM $pid

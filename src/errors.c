@@ -322,10 +322,17 @@ static int l_error_tostring(lua_State *L) {
     lua_getfield(L, 1, "method");
     lua_getfield(L, 1, "path");
     lua_getfield(L, 1, "request_id");                  /* err st code msg m p rid */
+    lua_getfield(L, 1, "kind");                        /* ... kind */
+    /* the kind goes in a local string before the buffer starts: nothing left between calls */
+    const char *kind = lua_type(L, 8) == LUA_TSTRING ? lua_tostring(L, 8) : NULL;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     lua_Integer st = lua_tointeger(L, 2);
-    if (st == 0) luaL_addstring(&b, "polysim: transport error ");
+    if (kind) {                                        /* "configuration": nothing was sent */
+        luaL_addstring(&b, "polysim: ");
+        luaL_addstring(&b, kind);
+        luaL_addstring(&b, " error ");
+    } else if (st == 0) luaL_addstring(&b, "polysim: transport error ");
     else {
         lua_pushfstring(L, "polysim: HTTP %d ", (int)st);
         luaL_addvalue(&b);

@@ -233,7 +233,7 @@ static int setup(lua_State *L) {
     lua_pushliteral(L, "polysim.host");
     lua_call(L, 1, 1);                                 /* host */
     lua_getfield(L, -1, "new");                        /* host new */
-    lua_createtable(L, 0, 12);                         /* host new opts */
+    lua_createtable(L, 0, 16);                         /* host new opts */
     set_str(L, "api_key", o->api_key);
     set_str(L, "base_url", o->base_url ? o->base_url : getenv("POLYSIM_BASE_URL"));
     if (o->local_exchange > 0) lua_pushboolean(L, 1);
@@ -262,6 +262,13 @@ static int setup(lua_State *L) {
         lua_pushboolean(L, o->dashboard_control != 0);
         lua_setfield(L, -2, "control");
         lua_setfield(L, -2, "dashboard");              /* host new opts */
+    }
+    set_str(L, "log_level", o->log_level);
+    set_str(L, "log_file", o->log_file);
+    if (o->log_json) set_str(L, "log_format", "json");
+    if (o->quiet) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "quiet");
     }
     if (o->log) {
         lua_pushlightuserdata(L, h);

@@ -11,7 +11,7 @@
 #define PS_EXPORT __attribute__((visibility("default")))
 
 #ifndef POLYSIM_VERSION
-#define POLYSIM_VERSION "0.1.0"
+#define POLYSIM_VERSION "0.2.0"
 /* The one exported symbol. */
 PS_EXPORT int luaopen_polysim_core(lua_State *L);
 

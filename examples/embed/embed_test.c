@@ -403,6 +403,54 @@ static void test_local_exchange(void) {
     polysim_host_destroy(h);
 }
 
+/* log_level, log_file, log_json, quiet (as polysim run's flags): the callback gets the
+ * warning, not the info line; the file gets both, as JSON objects. */
+static char logged[4096];
+static void keep_log(void *ud, int level, const char *line) {
+    (void)ud;
+    (void)level;
+    strncat(logged, line, sizeof logged - strlen(logged) - 2);
+    strcat(logged, "\n");
+}
+
+static void test_logging(void) {
+    char file[300];
+    snprintf(file, sizeof file, "%s/host.log", dir);
+    polysim_host_options o = {0};
+    o.local_exchange = 1;
+    o.no_reload = 1;
+    o.log = keep_log;
+    o.log_level = "debug";
+    o.log_file = file;
+    o.log_json = 1;
+    o.quiet = 1;
+    logged[0] = 0;
+    polysim_host *h = polysim_host_new(&o);
+    CHECK(polysim_host_error(h) == NULL, "new with log options: %s", polysim_host_error(h));
+    const char *talk = write_file("talk.lua",
+        "return { on_start = function(ctx) ctx.log.debug('DEBUG-LINE'); ctx.log.info('INFO-LINE');\n"
+        "  ctx.log.warn('WARN-LINE') end }\n");
+    CHECK(polysim_host_load(h, talk) == 0, "load: %s", polysim_host_error(h));
+    polysim_host_destroy(h);
+    CHECK(strstr(logged, "WARN-LINE") && !strstr(logged, "INFO-LINE"), "quiet callback got: %s", logged);
+    CHECK(strstr(logged, "{\"") != NULL, "not JSON: %s", logged);
+    char text[8192] = "";
+    FILE *f = fopen(file, "r");
+    if (f) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+    }
+    CHECK(strstr(text, "\"msg\":\"DEBUG-LINE\"") && strstr(text, "\"msg\":\"INFO-LINE\"") &&
+              strstr(text, "\"strategy\":\"talk\""),
+          "log file: %s", text);
+    o.log_level = "loud";
+    h = polysim_host_new(&o);
+    CHECK(polysim_host_error(h) && strstr(polysim_host_error(h), "level"), "bad log_level: %s",
+          polysim_host_error(h) ? polysim_host_error(h) : "(null)");
+    polysim_host_destroy(h);
+}
+
 int main(void) {
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -414,6 +462,7 @@ int main(void) {
     test_local_exchange();
     test_frozen_prices();
     test_dashboard();
+    test_logging();
     test_bad_options(); /* last: it spoils LUA_PATH for this process */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -35,8 +35,11 @@ local function flush_fold(rt, key)
   rt._folds[key] = nil
   if f.timer then ploop.cancel(f.timer) end
   if f.n > 0 then
-    rt:_log("error", rt.name, string_format("%s failed: same error \u{d7}%d in the last %g s (%s)",
-      f.label, f.n, _M.FOLD_WINDOW, f.first_line))
+    -- a window cut short by a stop or a different error says how long it really was
+    local span = math.min(_M.FOLD_WINDOW, math.max(0, monotime() - f.since))
+    local secs = span >= _M.FOLD_WINDOW and string_format("%g", _M.FOLD_WINDOW) or string_format("%.1f", span)
+    rt:_log("error", rt.name, string_format("%s failed: same error \u{d7}%d in the last %s s (%s)",
+      f.label, f.n, secs, f.first_line))
   end
 end
 _M.flush_folds = function(rt)

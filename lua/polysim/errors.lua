@@ -31,6 +31,9 @@ local _M = {}
 -- @field retry_after seconds from `Retry-After`
 -- @field retryable true for 425/429/500/502/503/504 and transient transport failures
 -- @field method,path,attempts the call and how many tries it took
+-- @field kind `"configuration"` for a call refused before anything was sent, because the
+--   client lacks what it needs (`MISSING_API_KEY`, `MISSING_BEARER`); `tostring` then says
+--   "configuration error" instead of "transport error"
 -- @field maybe_filled true when an order's outcome is unknown (`place_order`, `clob_order`:
 --   the retries ran out after a failure that may have come after the exchange took it); then
 --   `client_order_id`, `idempotency_key` and `market_id` say which (`client:reconcile(err)`)
@@ -50,8 +53,13 @@ local _M = {}
 
 _M.mt = core.error_mt
 
+-- Errors of the client's own set-up, not of the network: nothing was sent. tostring says
+-- "configuration error" for them (a "transport error" sent users looking at the network).
+local CONFIGURATION = { MISSING_API_KEY = true, MISSING_BEARER = true }
+
 function _M.new(fields)
   fields.retryable = fields.retryable or false
+  if fields.kind == nil and CONFIGURATION[fields.code] then fields.kind = "configuration" end
   return setmetatable(fields, core.error_mt)
 end
 

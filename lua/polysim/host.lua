@@ -28,6 +28,11 @@
 -- @tparam[opt] number opts.debounce seconds a burst of file changes is gathered before a reload
 -- @tparam[opt] func opts.log_sink `function(line, level)` instead of stderr
 -- @tparam[opt="info"] string opts.log_level `"debug"`, `"info"`, `"warn"` or `"error"`
+-- @tparam[opt="text"] string opts.log_format `"text"` or `"json"` (one object a line: `time`,
+--   `level`, `strategy`, `msg`; `polysim run --log-format json`)
+-- @tparam[opt] string opts.log_file also append every log line to this file (`--log-file`)
+-- @tparam[opt=false] bool opts.quiet keep info and debug lines out of the sink (warnings and
+--   errors still show; `log_file` gets every line at `log_level`)
 -- @param[opt] opts.status `"tty"`, `"plain"` or false: the status line (cash, P&L, positions)
 -- @tparam[opt] number opts.status_interval seconds between status lines
 -- @param[opt] opts.dashboard true or `{ port = 0, control = false }`: the live page (`h:open_dashboard`)
@@ -119,26 +124,6 @@ end
 
 local _M = { preemptive = preempt ~= nil }
 
-local USAGE = [[
-usage: polysim run STRATEGY.lua [STRATEGY.lua ...] [options]
-
-  Several files run side by side in one host, each with its own context, state, orders,
-  P&L line and reloads; one strategy's error or reload touches no other.
-
-  --live              trade on the real API (key from POLYSIM_API_KEY); without --live or
-                      --base-url the strategy trades on a local exchange started in this
-                      process, even when POLYSIM_API_KEY is set
-  --base-url URL      trade against this server (key from POLYSIM_API_KEY)
-  --duration SECONDS  stop after this long (default: until SIGINT/SIGTERM)
-  --seed S            seed of the local exchange's markets (default 1)
-  --tick SECONDS      how often the local exchange moves prices (default 0.5)
-  --budget SECONDS    time a callback may run without yielding (default 0.5; 0: no limit)
-  --no-reload         do not reload the strategy when its files change
-  --quiet             no status line
-  --dashboard [PORT]  serve a live page of the run on 127.0.0.1 (PORT 0 or none: any free port)
-  --dashboard-control the page gets Stop and Cancel buttons (needs the token in the printed URL)
-]]
-
 ---------------------------------------------------------------------------------------------
 -- decimals for the status line
 
@@ -183,7 +168,7 @@ _M.methods = Host
 local NEW_OPTIONS = {
   api_key = true, base_url = true, live = true, local_exchange = true, seed = true, tick = true, budget = true,
   hot_reload = true, log_sink = true, status = true, status_interval = true, debounce = true,
-  log_level = true, dashboard = true,
+  log_level = true, log_format = true, log_file = true, quiet = true, dashboard = true,
 }
 
 -- new{ api_key =, base_url =, live = false, local_exchange = "auto" | true | false, seed = 1, tick = 0.5,
@@ -210,7 +195,10 @@ function _M.new(opts)
     started_at = monotime(), last_error = nil,
   }, mt)
   local user_sink = opts.log_sink
+  local quiet = opts.quiet
   self.sink = function(line, level)
+    -- quiet: info and debug lines go to the file (log_file) alone, whatever the sink
+    if quiet and (level == "info" or level == "debug") then return end
     if user_sink then return user_sink(line, level) end
     if self.status_text then io.stderr:write("\r\27[K") end
     io.stderr:write(line, "\n")
@@ -231,7 +219,15 @@ function _M.new(opts)
   else
     self.base_url = base_url
   end
-  self.log = strategy.logger("polysim", { sink = self.sink, api_key = self.api_key, level = opts.log_level })
+  -- one log output for the host and every strategy: one level, format, file and redaction
+  local lok, out = pcall(require("polysim.log").new, { sink = self.sink, api_key = self.api_key,
+    level = opts.log_level, format = opts.log_format, file = opts.log_file })
+  if not lok then
+    if self.srv then self.srv:close() end
+    return nil, (tostring(out):gsub("^.-log%.new: ", ""))
+  end
+  self.out = out
+  self.log = out:logger("polysim")
   local ok, client = pcall(require("polysim").new, { api_key = self.api_key, base_url = self.base_url })
   if not ok then
     if self.srv then self.srv:close() end
@@ -259,8 +255,7 @@ function Host:add(path)
   if budget == 0 then budget = false end
   local rt
   rt = strategy.new {
-    client = self.client, budget = budget, log_sink = self.sink, api_key = self.api_key,
-    log_level = opts.log_level,
+    client = self.client, budget = budget, log = self.out, api_key = self.api_key,
     -- ctx:stop(): the host stops with its only strategy; beside others, that one stops alone.
     on_stop_request = function(reason)
       if #self.rts <= 1 then
@@ -426,6 +421,7 @@ function Host:close(timeout)
   if self.dashboard then self.dashboard:close() end
   self:_close_watchers()
   if self.srv then self.srv:close() end
+  if self.out then self.out:close() end
 end
 mt.__close = Host.close
 
@@ -515,109 +511,10 @@ function Host:_stop_status()
   end
 end
 
----------------------------------------------------------------------------------------------
--- polysim run
+-- the status line's number formats, for polysim.cli.run's summary lines
+_M.dec, _M.money, _M.signed = dec, money, signed
 
-local SPEC = { ["base-url"] = "string", duration = "number", seed = "number", tick = "number",
-               budget = "number", ["no-reload"] = "flag", quiet = "flag", live = "flag" }
-
-local function parse(args)
-  return require("polysim.cli").parse_options(args, 2, SPEC)
-end
-
-local function die(msg)
-  io.stderr:write("polysim run: ", msg, "\n", USAGE)
-  return 2
-end
-
--- `polysim run STRATEGY.lua ...` (args[1] == "run"); returns the exit status.
-function _M.main(args)
-  local dashboard = require "polysim.dashboard"
-  local dash_cfg, derr = dashboard.take_args(args, 2)
-  if dash_cfg == nil then return die(derr) end
-  local opts, pos = parse(args)
-  if not opts then return die(pos) end
-  if opts.help then
-    io.stdout:write(USAGE)
-    return 0
-  end
-  if #pos < 1 then return die("give a strategy file (or several)") end
-  for _, p in ipairs(pos) do
-    local f = io.open(p, "r")
-    if not f then return die("cannot read " .. p) end
-    f:close()
-  end
-  local path = table.concat(pos, ", ")
-  if opts.live and (os.getenv "POLYSIM_API_KEY" or "") == "" then
-    return die("--live needs the real service's key in POLYSIM_API_KEY")
-  end
-  local h, err = _M.new {
-    base_url = opts["base-url"], live = opts.live or nil, seed = opts.seed, tick = opts.tick, budget = opts.budget,
-    hot_reload = not opts["no-reload"], status = (opts.quiet and false) or nil,
-  }
-  if not h then
-    io.stderr:write("polysim run: ", tostring(err), "\n")
-    return 1
-  end
-  if h.srv then
-    h.log.info(string_format("local exchange at %s (seed %d); --live trades on the real API",
-      h.base_url, math.tointeger(opts.seed) or 1))
-  else
-    h.log.warn("LIVE: orders from this strategy go to " .. h.base_url .. ", not a local exchange")
-  end
-  require("polysim.cli").watch_signals(function(name) h.stop_reason = h.stop_reason or ("SIG" .. name) end)
-  for _, p in ipairs(pos) do
-    local ok, lerr = h:add(p)
-    if not ok then
-      h.log.error("cannot start " .. p .. ":\n" .. tostring(lerr))
-      h:close()
-      return 1
-    end
-  end
-  if dash_cfg then
-    local d, e = h:open_dashboard(dash_cfg)
-    if not d then
-      h.log.error("cannot start the dashboard: " .. tostring(e))
-      h:close()
-      return 1
-    end
-    -- printed whatever the log level: it is what the user asked for (and the token with it)
-    io.stderr:write("dashboard: ", d.url, "\n")
-  end
-  h.log.info(string_format("running %s%s; %s", path,
-    opts.duration and string_format(" for %g s", opts.duration) or "",
-    h.watcher and "edit it to reload, Ctrl-C to stop" or "Ctrl-C to stop"))
-  local deadline = opts.duration and (monotime() + opts.duration)
-  while not h.stop_reason and not h:done() do
-    local wait = 0.5
-    if deadline then
-      local left = deadline - monotime()
-      if left <= 0 then
-        h.stop_reason = "duration"
-        break
-      end
-      if left < wait then wait = left end
-    end
-    h:step(wait)
-  end
-  h.log.info("stopping (" .. tostring(h.stop_reason or "done") .. ")")
-  local stopped = h:stop(h.stop_reason, 15)
-  local snap = select(2, pcall(h._snapshot, h))
-  local s = { delivered = 0, callbacks = 0, errors = 0, reloads = 0, failed_reloads = 0 }
-  for _, rt in ipairs(h.rts) do
-    for k in pairs(s) do s[k] = s[k] + rt.stats[k] end
-    local own = rt.own:summary()
-    local st = rt.stats
-    h.log.info(string_format("%s: own orders %d placed, %d filled, %d cancelled, %d open; own P&L %s; " ..
-      "%d events, %d errors, %d reloads (%d failed)", rt.name, own.placed, own.filled, own.cancelled, own.open,
-      signed(dec(own.pnl)), st.delivered, st.errors, st.reloads, st.failed_reloads))
-  end
-  h.log.info(string_format("done: cash %s, P&L %s, %d open positions; %d events, %d callbacks, %d errors, " ..
-    "%d reloads (%d failed)", money(type(snap) == "table" and snap.cash or nil),
-    signed(type(snap) == "table" and snap.pnl or nil), type(snap) == "table" and snap.positions or 0,
-    s.delivered, s.callbacks, s.errors, s.reloads, s.failed_reloads))
-  h:close()
-  return stopped and 0 or 1
-end
+-- `polysim run` (polysim.cli.run); polysim.backtest.run calls it here.
+function _M.main(args) return require("polysim.cli.run").main(args) end
 
 return _M

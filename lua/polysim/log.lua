@@ -13,7 +13,8 @@
 -- Sinks: `sink` (a function) when given, else stderr; `file` in addition (append). `quiet`
 -- keeps info and debug lines off stderr (warnings and errors still show; files get all).
 -- Formats: "text" is `HH:MM:SS.mmm LEVEL [tag] message`; "json" is one object a line,
--- {"t":unix seconds,"time":"ISO-8601","level":..,"tag":..,"msg":..}.
+-- {"t":unix seconds,"time":"ISO-8601","level":..,"tag":..,"strategy":..,"msg":..}
+-- (strategy: the tag, left out of the host's own "polysim" lines).
 -- Redaction: anything shaped like a PolySimulator key (ps_live_ + hex, any case), the key
 -- itself in any case, its 64-hex tail alone, and pieces of that tail of 12+ hex digits (a
 -- key split across two calls) become <redacted>.
@@ -122,9 +123,12 @@ end
 local function json_line(rec)
   local t = rec.t
   local iso = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. string_format(".%03dZ", math.floor((t % 1) * 1000))
-  return core.json_encode({ t = t, time = iso, level = rec.level, tag = rec.tag, msg = rec.msg },
-    { sort_keys = true })
+  -- strategy: the strategy the line is about (its tag); the host's own lines have none
+  return core.json_encode({ t = t, time = iso, level = rec.level, tag = rec.tag, msg = rec.msg,
+    strategy = rec.tag ~= "polysim" and rec.tag or nil }, { sort_keys = true })
 end
+
+_M.json_line = json_line -- for a line written outside a log output (polysim run's dashboard URL)
 
 ---------------------------------------------------------------------------------------------
 -- the output object

@@ -34,8 +34,9 @@
 -- an iterator instead: `for msg in s do` yields them in order (at most max_queue kept,
 -- oldest dropped), blocking by driving the loop in plain Lua, suspending inside a task, and
 -- ends when the stream is closed. Everything runs from the loop: outside a task, drive it
--- (polysim.loop.run_until, loop:step, or iterate). Breaking out of the iterator leaves the
--- stream open: close it (`local s <close> = …`).
+-- (polysim.loop.run_until, loop:step, or iterate). `for msg in s:messages() do` closes the
+-- stream when the loop ends, by break or error (the for's closing value); breaking out of
+-- the bare `for msg in s do` leaves it open: close it (`local s <close> = …`).
 -- @usage local s <close> = client:prices_stream{ markets = { id },
 --   on_price = function(msg) print(msg.market_id, msg.buy, msg.sell) end }
 -- s:subscribe{ id2 }
@@ -473,6 +474,21 @@ mt.__call = function(self)
     if self.closed then return nil end
     ploop.suspend(function(wake) self.readers[#self.readers + 1] = wake end)
   end
+end
+
+--- The iterator form that closes the stream when the loop is left, by `break`, `return`
+-- or an error: `for msg in s:messages() do … break end` (Lua 5.4's generic `for` closes its
+-- fourth value). `for msg in s do` iterates too, but leaves the stream open after a break.
+-- @return the stream as the iterator, nil, nil, and the stream as the closing value
+-- @usage for msg in client:prices_stream{ markets = { id } }:messages() do
+--   print(msg.market_id, msg.buy); break          -- the socket is closed here
+-- end
+function methods:messages()
+  if self.on_msg then
+    error("this stream delivers to its " .. (self.kind == "prices" and "on_price" or "on_fill") ..
+      " callback; make it without one to iterate", 2)
+  end
+  return self, nil, nil, self
 end
 
 _M.mt = mt

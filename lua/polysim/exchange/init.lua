@@ -100,7 +100,7 @@ local accounts = require "polysim.exchange.accounts"
 local orders = require "polysim.exchange.orders"
 local fixed = require "polysim.exchange.fixed"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require("polysim.core").VERSION } -- one version everywhere (src/internal.h)
 
 local floor = math.floor
 
