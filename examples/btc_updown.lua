@@ -35,8 +35,10 @@ local function current(ctx)
   local w = updown.next_to_expire(rows, ctx.state.now)
   if not w then return end
   ctx.state.window = { id = w.condition_id, end_date = w.end_date, strike = updown.price_to_beat(w) }
+  -- a window picked in its first instant may not have its strike yet (it arrives with the
+  -- window's open event)
   ctx.log.info("watching %s (%s), strike %s", short(w.condition_id), tostring(w.time_range),
-    tostring(ctx.state.window.strike))
+    ctx.state.window.strike and tostring(ctx.state.window.strike) or "set when it opens")
 end
 
 function S.on_start(ctx)
