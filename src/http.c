@@ -171,15 +171,22 @@ static void add_header(lua_State *L, ps_transfer *t, const char *name, size_t nl
     if (!ps_header_name_ok(name, nlen)) luaL_error(L, "request: bad header name '%s'", name);
     if (value && !ps_header_value_ok(value, vlen))
         luaL_error(L, "request: header '%s' has a control character (CR/LF not allowed)", name);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, name);
     /* curl's list syntax: "X:" removes X, "X;" sends X empty, "X: v" sends v. */
-    luaL_addstring(&b, !value ? ":" : value[0] ? ": " : ";");
-    if (value) luaL_addstring(&b, value);
-    luaL_pushresult(&b);                               /* ... line */
-    struct curl_slist *l = curl_slist_append(t->headers, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    const char *sep = !value ? ":" : value[0] ? ": " : ";";
+    size_t slen = strlen(sep);
+    /* perf (issue 13): the line is built on the C stack when it fits (a Lua string per
+     * header showed in the profile); curl_slist_append copies it either way. The checks
+     * above refuse NUL, so nlen/vlen are the C strings' lengths. */
+    char local[512];
+    char *line = local;
+    size_t nl = nlen, vl = value ? vlen : 0;
+    if (nl + slen + vl + 1 > sizeof local) line = lua_newuserdatauv(L, nl + slen + vl + 1, 0);
+    memcpy(line, name, nl);
+    memcpy(line + nl, sep, slen);
+    if (vl) memcpy(line + nl + slen, value, vl);
+    line[nl + slen + vl] = '\0';
+    struct curl_slist *l = curl_slist_append(t->headers, line);
+    if (line != local) lua_pop(L, 1);
     if (!l) luaL_error(L, "request: out of memory");
     t->headers = l;
 }
@@ -345,11 +352,21 @@ static void push_headers(lua_State *L, const ps_ws_buf *h) {
         const char *le = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(le - p));
         if (colon && colon > p) {
-            luaL_Buffer name;
-            luaL_buffinit(L, &name);
-            for (const char *c = p; c < colon; c++)
-                luaL_addchar(&name, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
-            luaL_pushresult(&name);                    /* hdrs name */
+            /* perf (issue 13): lower-cased on the C stack (a luaL_Buffer per name showed in
+             * the profile); longer names through a luaL_Buffer. */
+            size_t nn = (size_t)(colon - p);
+            char lname[128];
+            if (nn <= sizeof lname) {
+                for (size_t i = 0; i < nn; i++)
+                    lname[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+                lua_pushlstring(L, lname, nn);         /* hdrs name */
+            } else {
+                luaL_Buffer name;
+                luaL_buffinit(L, &name);
+                for (const char *c = p; c < colon; c++)
+                    luaL_addchar(&name, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
+                luaL_pushresult(&name);                /* hdrs name */
+            }
             const char *v = colon + 1, *ve = le;
             while (v < ve && (*v == ' ' || *v == '\t')) v++;
             while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;

@@ -104,10 +104,14 @@ function _M.install(methods)
   -- @treturn[2] nil
   -- @treturn[2] Error err why it failed (`polysim.errors`)
   -- @raise an argument error for an id that is not a non-empty string
+  local MARKET_OPTS, MARKET_SPEC = set { "include_book" }, {}
   function methods:market(id, p)
     local seg = pathseg("market", "condition_id", id)
+    -- perf (issue 13): the common call, no options, builds no tables (same request: an
+    -- empty query adds nothing to the path); request.call only reads its spec.
+    if p == nil then return self:_call("GET", "/v1/markets/" .. seg, MARKET_SPEC) end
     p = check_table("market", "params", p, true)
-    check_keys("market", p, set { "include_book" })
+    check_keys("market", p, MARKET_OPTS)
     return self:_call("GET", "/v1/markets/" .. seg,
       { query = { include_book = check_bool("market", "include_book", p.include_book) } })
   end

@@ -8,13 +8,14 @@ local errors = require "polysim.errors"
 local retry = require "polysim.retry"
 local args = require "polysim.client.args"
 
-local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
+local ipairs, next, pairs, pcall, tostring, type = ipairs, next, pairs, pcall, tostring, type
 local math_type, string_format, table_concat, table_sort = math.type, string.format, table.concat, table.sort
 local argerr, urlencode = args.argerr, args.urlencode
 
 local _M = {}
 
 local function query_string(q)
+  if next(q) == nil then return "" end
   local keys = {}
   for k, v in pairs(q) do
     if v ~= nil then keys[#keys + 1] = k end
