@@ -29,6 +29,18 @@ for i = 1, N do
 end
 local inproc = N / (core.monotime() - t0)
 
+-- In-process GET /v1/markets/{id}: the exchange's answer and its JSON text (what the front
+-- door adds to it is the HTTP), the reference for wrk's rate below.
+local get_req = { method = "GET", path = "/v1/markets/" .. id, query = {}, headers = headers }
+local NG = N * 3
+t0 = core.monotime()
+for _ = 1, NG do
+  local r = ex:handle(get_req)
+  if r.status ~= 200 then error("GET failed: " .. core.json_encode(r.body)) end
+  core.json_encode(r.body)
+end
+local inproc_get = NG / (core.monotime() - t0)
+
 -- Over loopback HTTP through the client.
 local info = assert(core.json_decode(assert(os.getenv "POLYSIM_BENCH_SERVER", "run through bench/run.sh")))
 local client = polysim.new { base_url = info.base_url, api_key = info.api_key }
@@ -89,8 +101,11 @@ print(string.format("orders matched in-process   %9.0f orders/s  (%d market orde
 print(string.format("market orders over HTTP     %9.0f orders/s  (%d through client:place_order)", http, n_http))
 print(string.format("market orders, 16 conns     %9.0f orders/s  (%d through 16 tasks)", http16, TASKS * per))
 print(string.format("ratio 1 conn / in-process   %9.3f  (goal >= 0.60)", http / inproc))
+print(string.format("ratio 16 conns / in-process %9.3f", http16 / inproc))
+print(string.format("GET /v1/markets/{id} in-process %5.0f req/s     (ex:handle + json_encode, %d)", inproc_get, NG))
 if wrk_rate then
   print(string.format("GET /v1/markets/{id}, wrk   %9.0f req/s     (64 connections, 5 s; goal >= 20000)", wrk_rate))
+  print(string.format("ratio wrk / in-process GET  %9.3f", wrk_rate / inproc_get))
 else
   print("GET /v1/markets/{id}, wrk   (wrk not installed: skipped)")
 end

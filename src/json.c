@@ -570,6 +570,7 @@ static void enc_string(Enc *en, const char *s, size_t n) {
     while (p < e) {
         const unsigned char *run = p;
         for (;;) {
+            p = skip_plain8(p, e);                     /* perf: the front door's encode */
             while (p < e && plain[*p]) p++;
             if (p < e && *p >= 0x80) {
                 size_t k = utf8_seq(p, e);
