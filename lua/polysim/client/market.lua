@@ -96,6 +96,8 @@ function _M.install(methods)
     end, p.offset or 0, p.page_size or p.limit or 100, { "markets", "items" })
   end
 
+  local MARKET_OPTS, MARKET_SPEC = set { "include_book" }, {}
+
   --- `GET /v1/markets/{condition_id}`: one market.
   -- @tparam string id the market's condition id
   -- @tparam[opt] table p
@@ -104,7 +106,6 @@ function _M.install(methods)
   -- @treturn[2] nil
   -- @treturn[2] Error err why it failed (`polysim.errors`)
   -- @raise an argument error for an id that is not a non-empty string
-  local MARKET_OPTS, MARKET_SPEC = set { "include_book" }, {}
   function methods:market(id, p)
     local seg = pathseg("market", "condition_id", id)
     -- perf (issue 13): the common call, no options, builds no tables (same request: an
