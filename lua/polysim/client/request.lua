@@ -77,14 +77,12 @@ local function uniform()
 end
 
 local function http_attempt(self, method, url, headers, body, fresh)
-  return ploop.await(function(on_done)
-    core.request {
-      method = method, url = url, headers = headers, body = body,
-      timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
-      user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
-      fresh = fresh, on_done = on_done,
-    }
-  end)
+  return ploop.request {
+    method = method, url = url, headers = headers, body = body,
+    timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
+    user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
+    fresh = fresh, on_done = false, -- set by ploop.request (the slot keeps the table's size)
+  }
 end
 
 -- The in-process transport: fn(method, path_with_query, headers, body) -> status, headers,
