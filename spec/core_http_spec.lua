@@ -55,20 +55,20 @@ describe("core.request", function()
   -- go out with its own method, body, headers and URL, whatever the handle ran before.
   it("sends each request's own method and body on reused handles", function()
     local json = { ["Content-Type"] = "application/json" }
-    local function get(opts) -- closed when done, as polysim.loop does: its handle is pooled
+    local function send(opts) -- closed when done, as polysim.loop does: its handle is pooled
       opts.url = opts.url or H.url(server) .. "/x"
       local t = core.request(opts)
       local r = wait(t)
       t:close()
       return r
     end
-    assert(get { method = "POST", body = '{"n":1}', headers = { ["Content-Type"] = "application/json", ["X-A"] = "1" } })
-    assert(get { method = "POST", body = '{"n":22}', headers = json })
-    assert(get { url = H.url(server) .. "/y" })
-    assert(get { method = "POST", body = "", headers = json })
-    assert(get { method = "DELETE" })
-    assert(get { method = "POST", body = '{"n":333}', headers = json })
-    assert(get { method = "PUT", body = '{"n":4}', headers = json })
+    assert(send { method = "POST", body = '{"n":1}', headers = { ["Content-Type"] = "application/json", ["X-A"] = "1" } })
+    assert(send { method = "POST", body = '{"n":22}', headers = json })
+    assert(send { url = H.url(server) .. "/y" })
+    assert(send { method = "POST", body = "", headers = json })
+    assert(send { method = "DELETE" })
+    assert(send { method = "POST", body = '{"n":333}', headers = json })
+    assert(send { method = "PUT", body = '{"n":4}', headers = json })
     assert.equal(7, #seen)
     local methods, bodies = {}, {}
     for i, r in ipairs(seen) do methods[i], bodies[i] = r.method, r.body or "" end
