@@ -29,6 +29,34 @@ for i = 1, N do
 end
 local inproc = N / (core.monotime() - t0)
 
+-- In-process, the request the client sends: every order with an Idempotency-Key and a
+-- client_order_id (client:place_order always sends both), so the exchange also keeps the
+-- idempotency record that the HTTP path pays for.
+local function keyed_req(i)
+  local r = order_req(i)
+  r.headers = { ["x-api-key"] = ex.api_key, ["idempotency-key"] = "bench-" .. i }
+  r.json.client_order_id = "bench-" .. i
+  return r
+end
+t0 = core.monotime()
+for i = 1, N do
+  local r = ex:handle(keyed_req(i))
+  if r.status ~= 200 then error("keyed order " .. i .. " failed: " .. core.json_encode(r.body)) end
+end
+local inproc_keyed = N / (core.monotime() - t0)
+
+-- In-process GET /v1/markets/{id}: the exchange's answer and its JSON text (what the front
+-- door adds to it is the HTTP), the reference for wrk's rate below.
+local get_req = { method = "GET", path = "/v1/markets/" .. id, query = {}, headers = headers }
+local NG = N * 3
+t0 = core.monotime()
+for _ = 1, NG do
+  local r = ex:handle(get_req)
+  if r.status ~= 200 then error("GET failed: " .. core.json_encode(r.body)) end
+  core.json_encode(r.body)
+end
+local inproc_get = NG / (core.monotime() - t0)
+
 -- Over loopback HTTP through the client.
 local info = assert(core.json_decode(assert(os.getenv "POLYSIM_BENCH_SERVER", "run through bench/run.sh")))
 local client = polysim.new { base_url = info.base_url, api_key = info.api_key }
@@ -88,9 +116,14 @@ end
 print(string.format("orders matched in-process   %9.0f orders/s  (%d market orders)", inproc, N))
 print(string.format("market orders over HTTP     %9.0f orders/s  (%d through client:place_order)", http, n_http))
 print(string.format("market orders, 16 conns     %9.0f orders/s  (%d through 16 tasks)", http16, TASKS * per))
-print(string.format("ratio 1 conn / in-process   %9.3f  (goal >= 0.60)", http / inproc))
+print(string.format("orders in-process, keyed    %9.0f orders/s  (the client's request: Idempotency-Key, client_order_id)", inproc_keyed))
+print(string.format("ratio 1 conn / in-process   %9.3f  (goal >= 0.60; %.3f to the keyed in-process rate)", http / inproc,
+  http / inproc_keyed))
+print(string.format("ratio 16 conns / in-process %9.3f  (%.3f to the keyed rate)", http16 / inproc, http16 / inproc_keyed))
+print(string.format("GET /v1/markets/{id} in-process %5.0f req/s     (ex:handle + json_encode, %d)", inproc_get, NG))
 if wrk_rate then
   print(string.format("GET /v1/markets/{id}, wrk   %9.0f req/s     (64 connections, 5 s; goal >= 20000)", wrk_rate))
+  print(string.format("ratio wrk / in-process GET  %9.3f", wrk_rate / inproc_get))
 else
   print("GET /v1/markets/{id}, wrk   (wrk not installed: skipped)")
 end

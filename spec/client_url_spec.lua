@@ -19,6 +19,11 @@ describe("base_url", function()
     assert.is_nil(none)
     assert.is_string(err)
     assert.equal("a%20b%2Fc~d-_.", core.url_escape "a b/c~d-_.")
+    -- the all-unreserved fast path (issue 13) and the bytes just outside it
+    assert.equal("0xAz09-_.~", core.url_escape "0xAz09-_.~")
+    assert.equal("", core.url_escape "")
+    assert.equal("12", core.url_escape(12))
+    assert.equal("a%00b%2F%40%5B%60%7B%7F%C3%A9", core.url_escape "a\0b/@[`{\127\195\169")
   end)
 
   it("refuses userinfo, even when it reads like a loopback host", function()

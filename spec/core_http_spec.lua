@@ -51,6 +51,34 @@ describe("core.request", function()
     assert.equal("ua/1", seen[1].headers["user-agent"])
   end)
 
+  -- Issue 13: pooled handles keep the options of a plain GET or POST; each request must still
+  -- go out with its own method, body, headers and URL, whatever the handle ran before.
+  it("sends each request's own method and body on reused handles", function()
+    local json = { ["Content-Type"] = "application/json" }
+    local function send(opts) -- closed when done, as polysim.loop does: its handle is pooled
+      opts.url = opts.url or H.url(server) .. "/x"
+      local t = core.request(opts)
+      local r = wait(t)
+      t:close()
+      return r
+    end
+    assert(send { method = "POST", body = '{"n":1}', headers = { ["Content-Type"] = "application/json", ["X-A"] = "1" } })
+    assert(send { method = "POST", body = '{"n":22}', headers = json })
+    assert(send { url = H.url(server) .. "/y" })
+    assert(send { method = "POST", body = "", headers = json })
+    assert(send { method = "DELETE" })
+    assert(send { method = "POST", body = '{"n":333}', headers = json })
+    assert(send { method = "PUT", body = '{"n":4}', headers = json })
+    assert.equal(7, #seen)
+    local methods, bodies = {}, {}
+    for i, r in ipairs(seen) do methods[i], bodies[i] = r.method, r.body or "" end
+    assert.same({ "POST", "POST", "GET", "POST", "DELETE", "POST", "PUT" }, methods)
+    assert.same({ '{"n":1}', '{"n":22}', "", "", "", '{"n":333}', '{"n":4}' }, bodies)
+    assert.equal("1", seen[1].headers["x-a"])
+    assert.is_nil(seen[2].headers["x-a"])
+    assert.equal("/y", seen[3].path)
+  end)
+
   -- Issue 8 bug 7: curl's POSTFIELDS path added "Content-Type: application/x-www-form-urlencoded"
   -- to bodiless DELETE/POST requests.
   it("sends bodiless DELETE and POST without a form Content-Type", function()

@@ -292,6 +292,10 @@ static int l_decode_ratelimit(lua_State *L) {
         {"x-ratelimit-reset", "reset"},
     };
     int found = 0;
+    /* perf (issue 13): most answers carry none of them: no table then. */
+    for (size_t k = 0; k < 3 && !found; k++) found = header(L, 1, names[k][0]) != NULL;
+    if (!found && !header(L, 1, "x-ratelimit-tier")) return 0;
+    found = 0;
     lua_createtable(L, 0, 4);                          /* rl */
     for (size_t k = 0; k < 3; k++) {
         const char *v = header(L, 1, names[k][0]);

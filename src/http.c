@@ -27,7 +27,7 @@ typedef struct {
     int state;
     int too_large;
     int pin;                 /* registry ref while running */
-    int plain;               /* a plain GET whose invariant options are sig (see easy_get) */
+    int plain;               /* a plain GET or POST whose invariant options are sig (easy_get) */
     size_t siglen;
     char sig[SIG_MAX];
     CURLcode result;
@@ -60,9 +60,10 @@ static ps_transfer *check_transfer(lua_State *L, int idx) {
 
 /* perf (issue 13): finished easy handles are kept for the next request instead of
  * curl_easy_cleanup + curl_easy_init per call (the profile's largest per-call allocation).
- * A handle that ran a plain GET (no body, not fresh) keeps its options with their signature
- * (connect timeout, HTTP version, user agent, cainfo): the next plain GET with the same
- * signature sets only what differs per request (URL, headers, timeout, our pointers). The
+ * A handle that ran a plain GET (no body, not fresh) or POST (a body, not fresh) keeps its
+ * options with their signature (kind, connect timeout, HTTP version, user agent, cainfo):
+ * the next plain request of that kind with the same signature sets only what differs per
+ * request (URL, headers, timeout, the body, our pointers). The
  * profile showed curl re-parsing the protocols string, accept-encoding and the user agent on
  * every request. Any other handle, or a signature that differs, is curl_easy_reset and set up
  * in full as before. Connections live in the multi's cache either way. */
@@ -111,13 +112,15 @@ static void easy_put(ps_transfer *t) {
     }
 }
 
-/* The invariant options of a plain GET as one byte string; 0 when they do not fit. */
-static int make_sig(ps_transfer *t, long ctimeout_ms, int httpv, const char *ua, size_t ualen,
-                    const char *cainfo) {
+/* The invariant options of a plain GET or POST (kind 'G' or 'P') as one byte string; 0 when
+ * they do not fit. */
+static int make_sig(ps_transfer *t, char kind, long ctimeout_ms, int httpv, const char *ua,
+                    size_t ualen, const char *cainfo) {
     size_t clen = cainfo ? strlen(cainfo) : 0;
-    size_t need = sizeof ctimeout_ms + sizeof httpv + 2 * sizeof(size_t) + 2 + ualen + clen;
+    size_t need = 1 + sizeof ctimeout_ms + sizeof httpv + 2 * sizeof(size_t) + 2 + ualen + clen;
     if (need > SIG_MAX) return 0;
     char *s = t->sig;
+    *s++ = kind;
     memcpy(s, &ctimeout_ms, sizeof ctimeout_ms), s += sizeof ctimeout_ms;
     memcpy(s, &httpv, sizeof httpv), s += sizeof httpv;
     *s++ = ua ? 1 : 0;
@@ -171,15 +174,22 @@ static void add_header(lua_State *L, ps_transfer *t, const char *name, size_t nl
     if (!ps_header_name_ok(name, nlen)) luaL_error(L, "request: bad header name '%s'", name);
     if (value && !ps_header_value_ok(value, vlen))
         luaL_error(L, "request: header '%s' has a control character (CR/LF not allowed)", name);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, name);
     /* curl's list syntax: "X:" removes X, "X;" sends X empty, "X: v" sends v. */
-    luaL_addstring(&b, !value ? ":" : value[0] ? ": " : ";");
-    if (value) luaL_addstring(&b, value);
-    luaL_pushresult(&b);                               /* ... line */
-    struct curl_slist *l = curl_slist_append(t->headers, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    const char *sep = !value ? ":" : value[0] ? ": " : ";";
+    size_t slen = strlen(sep);
+    /* perf (issue 13): the line is built on the C stack when it fits (a Lua string per
+     * header showed in the profile); curl_slist_append copies it either way. The checks
+     * above refuse NUL, so nlen/vlen are the C strings' lengths. */
+    char local[512];
+    char *line = local;
+    size_t nl = nlen, vl = value ? vlen : 0;
+    if (nl + slen + vl + 1 > sizeof local) line = lua_newuserdatauv(L, nl + slen + vl + 1, 0);
+    memcpy(line, name, nl);
+    memcpy(line + nl, sep, slen);
+    if (vl) memcpy(line + nl + slen, value, vl);
+    line[nl + slen + vl] = '\0';
+    struct curl_slist *l = curl_slist_append(t->headers, line);
+    if (line != local) lua_pop(L, 1);
     if (!l) luaL_error(L, "request: out of memory");
     t->headers = l;
 }
@@ -246,8 +256,13 @@ static int l_request(lua_State *L) {
     int httpv_code = httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS;
     long ctimeout_ms = ctimeout > 0 ? ps_secs_to_ms(ctimeout) + 1 : 0L;
-    t->plain = !body && !fresh && strcmp(method, "GET") == 0 &&
-               make_sig(t, ctimeout_ms, httpv_code, ua, ualen, cainfo);
+    /* perf (issue 13): a POST with a body that is safe to repeat (orders: an idempotency key)
+     * reuses its options too; the callgrind profile of place_order showed curl_easy_reset and
+     * the full set-up at ~10k instructions of its 268k. */
+    char kind = !body && strcmp(method, "GET") == 0    ? 'G'
+                : body && strcmp(method, "POST") == 0 ? 'P'
+                                                      : 0;
+    t->plain = kind && !fresh && make_sig(t, kind, ctimeout_ms, httpv_code, ua, ualen, cainfo);
     int configured;
     t->easy = easy_get(t, &configured);
     if (!t->easy) return luaL_error(L, "request: cannot create a curl handle");
@@ -278,7 +293,8 @@ static int l_request(lua_State *L) {
 
     CURL *e = t->easy;
     if (configured) {
-        /* Same options as the full path below leaves on a plain GET; only these differ. */
+        /* Same options as the full path below leaves on a plain GET or POST (the same kind:
+         * it is in the signature); only these differ. */
         curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)&t->owner);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
         curl_easy_setopt(e, CURLOPT_URL, url);
@@ -286,6 +302,10 @@ static int l_request(lua_State *L) {
         curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? ps_secs_to_ms(timeout) + 1 : 0L);
+        if (body) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+            curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+        }
         goto add;
     }
     ps_easy_defaults(e, &t->owner, t->errbuf, cainfo, ctimeout);
@@ -335,8 +355,13 @@ add:;
 
 /* Parses the raw header block into { lowercase-name = value } (repeats joined by ", "). */
 static void push_headers(lua_State *L, const ps_ws_buf *h) {
-    lua_newtable(L);                                   /* hdrs */
     const char *p = (const char *)h->data, *end = p ? p + h->len : NULL;
+    /* perf (issue 13): sized once for the lines there are (growing from empty rehashed the
+     * table at 1, 2, 4 and 8 entries: push_headers was 16k instructions an order answer). */
+    int lines = 0;
+    for (const char *c = p; c && c < end && (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++)
+        lines++;
+    lua_createtable(L, 0, lines > 1 ? lines - 1 : 0); /* hdrs (the status line is no header) */
     if (!p) return;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     p = eol ? eol + 1 : end;                           /* skip the status line */
@@ -345,11 +370,21 @@ static void push_headers(lua_State *L, const ps_ws_buf *h) {
         const char *le = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(le - p));
         if (colon && colon > p) {
-            luaL_Buffer name;
-            luaL_buffinit(L, &name);
-            for (const char *c = p; c < colon; c++)
-                luaL_addchar(&name, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
-            luaL_pushresult(&name);                    /* hdrs name */
+            /* perf (issue 13): lower-cased on the C stack (a luaL_Buffer per name showed in
+             * the profile); longer names through a luaL_Buffer. */
+            size_t nn = (size_t)(colon - p);
+            char lname[128];
+            if (nn <= sizeof lname) {
+                for (size_t i = 0; i < nn; i++)
+                    lname[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+                lua_pushlstring(L, lname, nn);         /* hdrs name */
+            } else {
+                luaL_Buffer name;
+                luaL_buffinit(L, &name);
+                for (const char *c = p; c < colon; c++)
+                    luaL_addchar(&name, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
+                luaL_pushresult(&name);                /* hdrs name */
+            }
             const char *v = colon + 1, *ve = le;
             while (v < ve && (*v == ' ' || *v == '\t')) v++;
             while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;

@@ -26,6 +26,8 @@
 #define ENC_MAX_DEPTH 100
 
 static char array_mt_key;      /* registry key of the shared array metatable */
+static char scratch_key;       /* registry key of json_encode's spare buffer (a userdata) */
+#define SCRATCH_KEEP (256u * 1024)   /* bigger buffers are not kept */
 
 void ps_json_pushnull(lua_State *L) { lua_pushlightuserdata(L, NULL); }
 
@@ -570,6 +572,7 @@ static void enc_string(Enc *en, const char *s, size_t n) {
     while (p < e) {
         const unsigned char *run = p;
         for (;;) {
+            p = skip_plain8(p, e);                     /* perf: the front door's encode */
             while (p < e && plain[*p]) p++;
             if (p < e && *p >= 0x80) {
                 size_t k = utf8_seq(p, e);
@@ -798,12 +801,25 @@ void ps_json_encode(lua_State *L, int idx, int sort_keys) {
     en.cap = sizeof en.local;
     en.sort_keys = sort_keys;
     en.depth = en.nseg = 0;
-    lua_pushnil(L);                                      /* ... slot */
+    /* perf (issue 13): the buffer an earlier encode grew is reused (growing a fresh one from
+     * 512 bytes was two userdata allocations and copies per front-door answer). It is taken
+     * out of the registry while in use, so an encode nested in a __tostring, or one that
+     * raised, simply makes its own. */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scratch_key) == LUA_TUSERDATA) { /* ... slot */
+        en.buf = lua_touserdata(L, -1);
+        en.cap = lua_rawlen(L, -1);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &scratch_key);
+    }
     en.bufidx = lua_gettop(L);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);    /* ... slot mt */
     en.mtidx = en.bufidx + 1;
     enc_value(&en, idx);
     lua_pushlstring(L, en.buf, en.len);                  /* ... slot mt str */
+    if (en.buf != en.local && en.cap <= SCRATCH_KEEP) {  /* give it back */
+        lua_pushvalue(L, en.bufidx);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &scratch_key);
+    }
     lua_replace(L, en.bufidx);                           /* ... str mt */
     lua_pop(L, 1);                                       /* ... str */
 }

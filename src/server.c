@@ -147,11 +147,21 @@ static enum MHD_Result push_kv(void *cls, enum MHD_ValueKind kind, const char *k
     lua_State *L = cls;
     if (!key) return MHD_YES;
     if (kind == MHD_HEADER_KIND) {
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        for (const char *c = key; *c; c++)
-            luaL_addchar(&b, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
-        luaL_pushresult(&b);                           /* t key */
+        /* perf (issue 13): lower-cased on the C stack when it fits (a luaL_Buffer per
+         * header showed in the front door's profile). */
+        size_t n = strlen(key);
+        char low[128];
+        if (n <= sizeof low) {
+            for (size_t i = 0; i < n; i++)
+                low[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+            lua_pushlstring(L, low, n);                /* t key */
+        } else {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (const char *c = key; *c; c++)
+                luaL_addchar(&b, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
+            luaL_pushresult(&b);                       /* t key */
+        }
     } else {
         lua_pushstring(L, key);
     }

@@ -96,6 +96,8 @@ function _M.install(methods)
     end, p.offset or 0, p.page_size or p.limit or 100, { "markets", "items" })
   end
 
+  local MARKET_OPTS, MARKET_SPEC = set { "include_book" }, {}
+
   --- `GET /v1/markets/{condition_id}`: one market.
   -- @tparam string id the market's condition id
   -- @tparam[opt] table p
@@ -106,8 +108,11 @@ function _M.install(methods)
   -- @raise an argument error for an id that is not a non-empty string
   function methods:market(id, p)
     local seg = pathseg("market", "condition_id", id)
+    -- perf (issue 13): the common call, no options, builds no tables (same request: an
+    -- empty query adds nothing to the path); request.call only reads its spec.
+    if p == nil then return self:_call("GET", "/v1/markets/" .. seg, MARKET_SPEC) end
     p = check_table("market", "params", p, true)
-    check_keys("market", p, set { "include_book" })
+    check_keys("market", p, MARKET_OPTS)
     return self:_call("GET", "/v1/markets/" .. seg,
       { query = { include_book = check_bool("market", "include_book", p.include_book) } })
   end

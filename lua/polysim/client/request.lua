@@ -8,13 +8,14 @@ local errors = require "polysim.errors"
 local retry = require "polysim.retry"
 local args = require "polysim.client.args"
 
-local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
+local ipairs, next, pairs, pcall, tostring, type = ipairs, next, pairs, pcall, tostring, type
 local math_type, string_format, table_concat, table_sort = math.type, string.format, table.concat, table.sort
 local argerr, urlencode = args.argerr, args.urlencode
 
 local _M = {}
 
 local function query_string(q)
+  if next(q) == nil then return "" end
   local keys = {}
   for k, v in pairs(q) do
     if v ~= nil then keys[#keys + 1] = k end
@@ -76,14 +77,12 @@ local function uniform()
 end
 
 local function http_attempt(self, method, url, headers, body, fresh)
-  return ploop.await(function(on_done)
-    core.request {
-      method = method, url = url, headers = headers, body = body,
-      timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
-      user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
-      fresh = fresh, on_done = on_done,
-    }
-  end)
+  return ploop.request {
+    method = method, url = url, headers = headers, body = body,
+    timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
+    user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
+    fresh = fresh, on_done = false, -- set by ploop.request (the slot keeps the table's size)
+  }
 end
 
 -- The in-process transport: fn(method, path_with_query, headers, body) -> status, headers,

@@ -89,7 +89,19 @@ function _M.format(v, dp, min_dp)
 end
 
 -- Common renderings.
-function _M.price(v) return _M.format(v, 4, 2) end            -- "0.65", "0.6543"
+-- perf (issue 13): prices repeat (a market answer formats five or six of them; 0.4 us
+-- each): kept per value, starting over past 65536 values.
+local price_cache, price_n = {}, 0
+function _M.price(v)                                            -- "0.65", "0.6543"
+  local s = price_cache[v]
+  if s then return s end
+  s = _M.format(v, 4, 2)
+  if math.type(v) == "integer" then
+    if price_n >= 65536 then price_cache, price_n = {}, 0 end
+    price_cache[v], price_n = s, price_n + 1
+  end
+  return s
+end
 function _M.qty(v) return _M.format(v, 4, 0) end              -- "10", "10.5"
 function _M.money(v) return _M.format(v, 8, 2) end            -- "9993.41", "6.50"
 

@@ -134,8 +134,9 @@ local function bearer(h)
   return tok
 end
 
+local KEY_HEADERS = { "x-api-key", "poly_api_key", "poly-api-key" } -- made once, not per request
 local function header_key(h)
-  for _, name in ipairs { "x-api-key", "poly_api_key", "poly-api-key" } do
+  for _, name in ipairs(KEY_HEADERS) do
     local v = h[name]
     if type(v) == "string" and v ~= "" then return v end
   end

@@ -98,7 +98,7 @@ local function parse_query(qs, into)
 end
 
 -- Returns route, captures or nil, "404"/"405".
-local function route_for(method, path)
+local function find_route(method, path)
   local s = STATIC[path]
   if s then
     local r = s[method]
@@ -117,6 +117,24 @@ local function route_for(method, path)
     end
   end
   return nil, 404
+end
+
+-- perf (issue 13): the answer is a pure function of (method, path) over the fixed tables
+-- above, and matching a dynamic path tried up to ~20 patterns, each making a captures table
+-- (2.6 us of a 26 us GET in the profile). Kept per method and path; the callers only read the
+-- captures. The cache starts over past 2048 entries, so odd paths cannot grow it.
+local cache, cached = {}, 0
+local function route_for(method, path)
+  local by_path = cache[method]
+  local hit = by_path and by_path[path]
+  if hit then return hit[1], hit[2] end
+  local r, caps = find_route(method, path)
+  if cached >= 2048 then cache, cached = {}, 0 end
+  by_path = cache[method]
+  if not by_path then by_path = {}; cache[method] = by_path end
+  by_path[path] = { r, caps }
+  cached = cached + 1
+  return r, caps
 end
 
 _M.ROUTES = ROUTES

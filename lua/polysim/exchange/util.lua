@@ -27,8 +27,19 @@ function _M.opt(v) if v == nil then return null end return v end
 function _M.absent(v) return v == nil or v == null end
 
 --- iso(sec): "2026-02-06T12:00:00Z".
+-- perf (issue 13): a market's answer renders end_date and created_at on every GET, and
+-- os.date was ~0.9 us each; UTC text is a pure function of the second, so it is kept (the
+-- cache starts over past 4096 seconds).
+local iso_cache, iso_n = {}, 0
 function _M.iso(sec)
-  return osdate("!%Y-%m-%dT%H:%M:%SZ", floor(sec))
+  local s = tointeger(floor(sec))
+  if not s then return osdate("!%Y-%m-%dT%H:%M:%SZ", floor(sec)) end -- NaN, huge: os.date's error
+  local v = iso_cache[s]
+  if v then return v end
+  v = osdate("!%Y-%m-%dT%H:%M:%SZ", s)
+  if iso_n >= 4096 then iso_cache, iso_n = {}, 0 end
+  iso_cache[s], iso_n = v, iso_n + 1
+  return v
 end
 
 --- iso_us(us): microsecond timestamp -> "2026-02-06T12:00:00.123456Z".

@@ -31,6 +31,12 @@ function _M.live_price(m)
   }
 end
 
+local function tokens(m)
+  local t = array()
+  for i, o in ipairs(m.outcomes) do t[i] = { outcome = o.label, token_id = o.token_id } end
+  return t
+end
+
 local function labels(m)
   local l = array()
   for i, o in ipairs(m.outcomes) do l[i] = o.label end
@@ -49,11 +55,7 @@ function _M.summary(m, now)
     image_url = opt(m.image_url), live_price = _M.live_price(m),
     category = m.category, fee_rate = fee, end_date = m.end_date and util.iso(m.end_date) or null,
     event_group_id = opt(m.event_id), volume = fmt_money(m.volume),
-    tokens = (function()
-      local t = array()
-      for i, o in ipairs(m.outcomes) do t[i] = { outcome = o.label, token_id = o.token_id } end
-      return t
-    end)(),
+    tokens = tokens(m),
   }
 end
 
