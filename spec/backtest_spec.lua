@@ -138,6 +138,39 @@ describe("polysim backtest", function()
     assert.near(3, res.trades[2].t - res.trades[1].t, 1e-9)
   end)
 
+  it("the equity samples do not spend the strategy's rate limit", function()
+    -- the strategy uses every request its tier allows: before, the harness's own balance
+    -- read at the 60 s sample got the 429 and the run died on it
+    local greedy = tmp .. "/greedy.lua"
+    write(greedy, [[
+local S = {}
+function S.on_start(ctx)
+  ctx.state.ok, ctx.state.limited = 0, 0
+  local ids = {}
+  for m in ctx.client:markets { limit = 10 } do ids[#ids + 1] = m.condition_id end
+  ctx:subscribe(ids)
+end
+function S.on_price(ctx)
+  for _ = 1, 30 do
+    local b, err = ctx.client:balance()
+    if not b then
+      assert(err.status == 429, tostring(err))
+      ctx.state.limited = ctx.state.limited + 1
+      return
+    end
+    ctx.state.ok = ctx.state.ok + 1
+  end
+end
+function S.on_stop(ctx) ctx.log.warn("GREEDY ok=%d limited=%d", ctx.state.ok, ctx.state.limited) end
+return S
+]])
+    local res, logs = run { strategy = greedy }
+    assert.equal(240, res.events)
+    local ok_n = tonumber(logs:match("GREEDY ok=(%d+)"))
+    assert.is_true(ok_n > 2000, logs)
+    assert.is_true(#res.equity >= 3)
+  end)
+
   it("market orders walk the recorded book; ctx.params carries --param values", function()
     local res = run { params = { qty = "150" } }
     -- 150 shares against 100-share levels: two levels, VWAP between them

@@ -22,6 +22,7 @@ local fixed = require "polysim.exchange.fixed"
 local book = require "polysim.exchange.book"
 local markets = require "polysim.exchange.markets"
 local orders = require "polysim.exchange.orders"
+local accounts = require "polysim.exchange.accounts"
 
 local _M = {}
 
@@ -141,7 +142,7 @@ function _M.run(o)
   if user and tier ~= "pro" then
     user.plan = tier
     user.wallet = nil
-    require("polysim.exchange.accounts").ensure_wallet(user, ex.tiers, clock.now())
+    accounts.ensure_wallet(user, ex.tiers, clock.now())
     for _, k in pairs(ex.K.by_id) do if k.user == user or k.user_id == ex.user_id then k.tier = tier end end
   end
   local polysim = require "polysim"
@@ -149,7 +150,8 @@ function _M.run(o)
   local orders_seen = {}
   local client = polysim.new { transport = transport.new(ex, { latency = latency, clock = clock, orders = orders_seen,
     before = function() clean(ex) end }),
-    api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
+    -- retries (429, 5xx) wait on the data's clock: on the real loop they never woke
+    sleep = clock.sleep, api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
   -- what the report needs
   local trades, equity = {}, {}
   ex:on("fill", function(uid, f)
@@ -165,7 +167,12 @@ function _M.run(o)
   local sample = o.sample or 60
   local next_sample = clock.now()
   local function take_sample()
-    local b = client:balance()
+    -- read off the exchange, not through the client: the harness's samples must not spend
+    -- the strategy's rate limit (they did: a busy strategy's run died on a 429)
+    clean(ex)
+    local u = ex.K.users[ex.user_id]
+    accounts.ensure_wallet(u, ex.tiers, clock.now())
+    local b = accounts.balance_view(u)
     equity[#equity + 1] = { t = clock.now(), v = tostring(b.total_value), cash = tostring(b.balance) }
   end
   local ok, err = rt:start(o.strategy)
