@@ -47,17 +47,52 @@ local function market_spec(m)
   }
 end
 
+-- Price strings seen in the data -> fixed-point units (or false): recordings repeat the same
+-- few hundred price strings, and parsing each one cost more than the rest of a price event
+-- (the profile: fixed.parse and outcome_index's lower() were ~35% of the replay's VM time).
+local price_memo, memo_n = {}, 0
+local function price_units(v)
+  local p = price_memo[v]
+  if p ~= nil then return p end
+  p = fixed.coerce(v, 4)
+  if not (p and p > 0 and p < fixed.P) then p = false end
+  if type(v) == "string" then
+    if memo_n >= 65536 then price_memo, memo_n = {}, 0 end
+    price_memo[v] = p
+    memo_n = memo_n + 1
+  end
+  return p
+end
+
+-- label -> outcome index of a market, as markets.outcome_index answers it (cached per label,
+-- beside the exchange's market record rather than in it)
+local label_caches = setmetatable({}, { __mode = "k" })
+local function label_index(m, label)
+  local cache = label_caches[m]
+  if not cache then cache = {}; label_caches[m] = cache end
+  local idx = cache[label]
+  if idx == nil then
+    idx = markets.outcome_index(m, label) or false
+    if type(label) == "string" then cache[label] = idx end
+  end
+  return idx
+end
+
 local function apply_price(ex, msg)
   local m = ex.U.by_id[msg.market_id]
   local changed = false
-  for _, o in ipairs(type(msg.outcomes) == "table" and msg.outcomes or {}) do
-    local idx = markets.outcome_index(m, o.label)
-    local p = idx and fixed.coerce(o.price, 4)
-    if p and p > 0 and p < fixed.P then m.outcomes[idx].price = p; changed = true end
+  local outs = msg.outcomes
+  if type(outs) == "table" then
+    for i = 1, #outs do
+      local o = outs[i]
+      local idx = label_index(m, o.label)
+      local p = idx and o.price ~= nil and price_units(o.price)
+      if p then m.outcomes[idx].price = p; changed = true end
+    end
   end
   if not changed and msg.buy then
-    local p = fixed.coerce(msg.buy, 4)
-    if p and p > 0 and p < fixed.P then
+    local p = price_units(msg.buy)
+    if p then
       m.outcomes[1].price = p
       if m.binary then m.outcomes[2].price = fixed.P - p end
     end
@@ -150,8 +185,12 @@ function _M.run(o)
   local orders_seen = {}
   local client = polysim.new { transport = transport.new(ex, { latency = latency, clock = clock, orders = orders_seen,
     before = function() clean(ex) end }),
-    -- retries (429, 5xx) wait on the data's clock: on the real loop they never woke
-    sleep = clock.sleep, api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
+    -- retries (429, 5xx) wait on the data's clock: on the real loop they never woke. Outside
+    -- a task (the stop's cancel-all) nothing else can run meanwhile: time just moves on.
+    sleep = function(s)
+      if ploop.current() then return clock.sleep(s) end
+      clock.advance(clock.now() + s)
+    end, api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
   -- what the report needs
   local trades, equity = {}, {}
   ex:on("fill", function(uid, f)
