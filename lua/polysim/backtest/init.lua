@@ -144,7 +144,13 @@ local TIER_WALLET = { free = true, pro = true, pro_plus = true, enterprise = tru
 function _M.run(o)
   local path = o.data
   local warn = o.warn or function(msg) io.stderr:write("polysim: warning: ", msg, "\n") end
-  local it = data.records(path, warn)
+  local read = { bytes = 0 } -- data.records keeps read.bytes up to date (the progress bar's ETA)
+  local it = data.records(path, warn, read)
+  local size
+  do
+    local f = io.open(path, "rb")
+    if f then size = f:seek("end"); f:close() end
+  end
   -- metadata: the market records before the first event
   local specs, first, first_n = {}, nil, nil
   local t0
@@ -246,7 +252,7 @@ function _M.run(o)
     elseif kind == "market" then
       data.fail(path, n, "market records must come before the first event")
     end
-    if progress and events % 4096 == 0 then progress(events) end
+    if progress and events % 4096 == 0 then progress(events, read.bytes, size) end
   end
   if first then step(first, first_n) end
   for rec, n in it do
@@ -258,6 +264,7 @@ function _M.run(o)
   if not o.stop_reason and t_end > clock.now() then clock.advance(t_end) end
   rt:stop(o.stop_reason or "end of data")
   take_sample()
+  if o.progress_done then o.progress_done(events, read.bytes, size) end
   local stats = rt.stats
   return {
     events = events, span = { from = span0, to = span1 }, trades = trades, equity = equity,
