@@ -54,6 +54,7 @@ build = {
     ["polysim.backtest.cli"] = "lua/polysim/backtest/cli.lua",
     ["polysim.backtest.data"] = "lua/polysim/backtest/data.lua",
     ["polysim.backtest"] = "lua/polysim/backtest/init.lua",
+    ["polysim.backtest.progress"] = "lua/polysim/backtest/progress.lua",
     ["polysim.backtest.record"] = "lua/polysim/backtest/record.lua",
     ["polysim.backtest.run"] = "lua/polysim/backtest/run.lua",
     ["polysim.backtest.sweep"] = "lua/polysim/backtest/sweep.lua",

@@ -138,6 +138,39 @@ describe("polysim backtest", function()
     assert.near(3, res.trades[2].t - res.trades[1].t, 1e-9)
   end)
 
+  it("the equity samples do not spend the strategy's rate limit", function()
+    -- the strategy uses every request its tier allows: before, the harness's own balance
+    -- read at the 60 s sample got the 429 and the run died on it
+    local greedy = tmp .. "/greedy.lua"
+    write(greedy, [[
+local S = {}
+function S.on_start(ctx)
+  ctx.state.ok, ctx.state.limited = 0, 0
+  local ids = {}
+  for m in ctx.client:markets { limit = 10 } do ids[#ids + 1] = m.condition_id end
+  ctx:subscribe(ids)
+end
+function S.on_price(ctx)
+  for _ = 1, 30 do
+    local b, err = ctx.client:balance()
+    if not b then
+      assert(err.status == 429, tostring(err))
+      ctx.state.limited = ctx.state.limited + 1
+      return
+    end
+    ctx.state.ok = ctx.state.ok + 1
+  end
+end
+function S.on_stop(ctx) ctx.log.warn("GREEDY ok=%d limited=%d", ctx.state.ok, ctx.state.limited) end
+return S
+]])
+    local res, logs = run { strategy = greedy }
+    assert.equal(240, res.events)
+    local ok_n = tonumber(logs:match("GREEDY ok=(%d+)"))
+    assert.is_true(ok_n > 2000, logs)
+    assert.is_true(#res.equity >= 3)
+  end)
+
   it("market orders walk the recorded book; ctx.params carries --param values", function()
     local res = run { params = { qty = "150" } }
     -- 150 shares against 100-share levels: two levels, VWAP between them
@@ -179,6 +212,61 @@ describe("polysim backtest", function()
     assert.equal(24, select(2, trades:gsub("\n", "")))
     assert.truthy(slurp(dir .. "/equity.csv"):find("^time,equity,cash,drawdown\n"))
     assert.truthy(slurp(dir .. "/report.html"):find("<svg", 1, true) or slurp(dir .. "/report.html"):find("PS.report", 1, true))
+  end)
+
+  describe("the progress bar", function()
+    local progress = require "polysim.backtest.progress"
+
+    it("draws nothing in the first second, then at most ten times a second", function()
+      local now, out = 0, {}
+      local sink = { write = function(_, ...) for _, v in ipairs { ... } do out[#out + 1] = v end end, flush = function() end }
+      local bar = progress.new { out = sink, enabled = true, monotime = function() return now end }
+      for i = 1, 90 do now = i * 0.01; bar:update(i * 100, i, 1000) end -- 0.9 s: nothing yet
+      assert.equal(0, #out)
+      for i = 100, 400 do now = i * 0.01; bar:update(i * 100, i, 1000) end -- 1.0 .. 4.0 s
+      local text = table.concat(out)
+      local draws = select(2, text:gsub("\r", ""))
+      assert.is_true(draws >= 25 and draws <= 31, tostring(draws))
+      bar:finish(40000, 400, 1000)
+      text = table.concat(out)
+      assert.truthy(text:find("40%,000 events", 1), text)
+      assert.truthy(text:find(" 40%%"), text)
+      assert.truthy(text:find("10,000 events/s", 1, true), text)
+      assert.truthy(text:find("ETA 00:06", 1, true), text) -- 4 s for 40%: 6 s to go
+      assert.equal("\n", text:sub(-1))
+    end)
+
+    it("--progress shows it on a long run; without it (no tty) or with --quiet, nothing", function()
+      local path = tmp .. "/long.jsonl"
+      local f = assert(io.open(path, "wb"))
+      f:write(core.json_encode(market(A, "Market A?")), "\n")
+      local n = 250000
+      for i = 0, n - 1 do
+        f:write(string.format('{"type":"price","t":%.2f,"msg":{"type":"price","market_id":"%s","buy":"0.%02d",' ..
+          '"sell":"0.%02d"}}\n', T0 + i * 0.01, A, 40 + i % 20, 60 - i % 20))
+      end
+      f:close()
+      local noop = tmp .. "/noop.lua"
+      write(noop, "return { on_start = function(ctx) ctx:subscribe { '" .. A .. "' } end, on_price = function() end }")
+      local cmd = EXE .. " backtest " .. noop .. " --data " .. path
+      local t0 = core.monotime()
+      local p = io.popen(cmd .. " --progress 2>&1 >/dev/null")
+      local err = p:read("a")
+      p:close()
+      local took = core.monotime() - t0
+      if took < 1.2 then return pending("the run took " .. took .. " s: too short for a bar") end
+      assert.truthy(err:find("\r%[[#.]+%] +%d+%%  [%d,]+ events  [%d,]+ events/s  ETA %d%d:%d%d"), err)
+      assert.truthy(err:find("100%%  250,000 events", 1), err) -- the last figures, then a newline
+      assert.equal("\n", err:sub(-1))
+      local draws = select(2, err:gsub("\r", ""))
+      assert.is_true(draws <= took * 10 + 2, draws .. " draws in " .. took .. " s")
+      p = io.popen(cmd .. " 2>&1 >/dev/null")
+      assert.equal("", p:read("a"))
+      p:close()
+      p = io.popen(cmd .. " --progress --quiet 2>&1 >/dev/null")
+      assert.equal("", p:read("a"))
+      p:close()
+    end)
   end)
 
   describe("bad data stops the run with the file and line, and no report", function()

@@ -50,8 +50,30 @@ local function wake_joiners(task)
   end
 end
 
+-- spawn_task's coroutines are pooled: a worker runs one task's body, then yields FREE and
+-- waits for the next (the profile of the strategy runtime's deliver had a coroutine, its
+-- weak-table entry and its collection per event among the largest costs).
+local FREE = setmetatable({}, { __tostring = function() return "polysim.loop.FREE" end })
+local NO_RESULTS = table.pack()
+local pool, pool_n, POOL_MAX = {}, 0, 32
+local yield = coroutine.yield
+local function worker(fn, ...)
+  fn(...)
+  return worker(yield(FREE))
+end
+
 local function finish(task, ok, ...)
   local co = task.co
+  if ok and (...) == FREE then
+    tasks[co] = nil
+    task.done = true
+    task.results = NO_RESULTS
+    if pool_n < POOL_MAX then
+      pool_n = pool_n + 1
+      pool[pool_n] = co
+    end
+    return wake_joiners(task)
+  end
   if coroutine.status(co) == "dead" then
     tasks[co] = nil
     task.done = true
@@ -130,11 +152,20 @@ end
 -- given, runs after the coroutine exists and before it first runs (to install a hook).
 function _M.spawn_task(task, setup, fn, ...)
   if type(fn) ~= "function" then error("spawn_task: fn must be a function", 2) end
-  task.co = coroutine.create(fn)
-  tasks[task.co] = task
+  local co
+  if pool_n > 0 then
+    co = pool[pool_n]
+    pool[pool_n] = nil
+    pool_n = pool_n - 1
+    debug.sethook(co) -- the last task's hooks (budget, preempt) go with it
+  else
+    co = coroutine.create(worker)
+  end
+  task.co = co
+  tasks[co] = task
   if setup then setup(task) end
   if _M.on_spawn then _M.on_spawn(task) end
-  resume(task, ...)
+  resume(task, fn, ...)
   return task
 end
 

@@ -6,7 +6,7 @@ local _M = {}
 local USAGE = [==[
 usage: polysim backtest STRATEGY.lua --data FILE [--from T] [--to T] [--balance 10000]
                         [--tier pro] [--latency MS] [--seed S] [--param NAME=VALUE ...]
-                        [--report DIR] [--quiet] [--dashboard [PORT] [--speed X]
+                        [--report DIR] [--quiet] [--progress] [--dashboard [PORT] [--speed X]
                         [--dashboard-control]]
        polysim backtest STRATEGY.lua --data FILE ... --sweep NAME=V1,V2,... [--sweep ...]
                         [--jobs N] [--rank sharpe|pnl|drawdown] [--report DIR] [--plan]
@@ -32,7 +32,7 @@ local function die(msg)
 end
 
 local KINDS = { data = "s", from = "n", to = "n", balance = "n", tier = "s", latency = "n", seed = "n",
-                report = "s", param = "multi", quiet = "flag", sample = "n",
+                report = "s", param = "multi", quiet = "flag", sample = "n", progress = "flag",
                 sweep = "list", jobs = "n", rank = "s", plan = "flag", merge = "flag", out = "s", speed = "n" }
 _M.KINDS = KINDS
 
@@ -92,18 +92,13 @@ function _M.main(args)
   if #pos ~= 1 then return die("needs one STRATEGY.lua\n" .. USAGE) end
   if not o.data then return die("needs --data FILE") end
   local bt = require "polysim.backtest"
-  local t0 = core.monotime()
-  local shown = false
-  local function progress(n)
-    local dt = core.monotime() - t0
-    if dt > 1 and not o.quiet then
-      shown = true
-      io.stderr:write(string.format("\r%d events, %.0f events/s", n, n / dt))
-    end
-  end
+  local bars = require "polysim.backtest.progress"
+  local bar = bars.new { enabled = bars.wanted(o) }
+  local function progress(n, bytes, total) bar:update(n, bytes, total) end
+  local function progress_done(n, bytes, total) bar:finish(n, bytes, total) end
   local run_opts = { strategy = pos[1], data = o.data, from = o.from, to = o.to,
     balance = o.balance, tier = o.tier, latency_ms = o.latency, seed = math.tointeger(o.seed),
-    params = o.param, sample = o.sample, progress = progress }
+    params = o.param, sample = o.sample, progress = progress, progress_done = progress_done }
   local watch
   if dash then
     watch = require("polysim.backtest.watch").new { port = dash.port, control = dash.control,
@@ -111,7 +106,7 @@ function _M.main(args)
     run_opts.watch = watch
   end
   local ok, res = pcall(bt.run, run_opts)
-  if shown then io.stderr:write("\n") end
+  bar:finish()
   if not ok then
     if watch then watch.close() end
     local msg = type(res) == "table" and res.data_error or tostring(res)

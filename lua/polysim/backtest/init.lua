@@ -22,6 +22,7 @@ local fixed = require "polysim.exchange.fixed"
 local book = require "polysim.exchange.book"
 local markets = require "polysim.exchange.markets"
 local orders = require "polysim.exchange.orders"
+local accounts = require "polysim.exchange.accounts"
 
 local _M = {}
 
@@ -46,17 +47,52 @@ local function market_spec(m)
   }
 end
 
+-- Price strings seen in the data -> fixed-point units (or false): recordings repeat the same
+-- few hundred price strings, and parsing each one cost more than the rest of a price event
+-- (the profile: fixed.parse and outcome_index's lower() were ~35% of the replay's VM time).
+local price_memo, memo_n = {}, 0
+local function price_units(v)
+  local p = price_memo[v]
+  if p ~= nil then return p end
+  p = fixed.coerce(v, 4)
+  if not (p and p > 0 and p < fixed.P) then p = false end
+  if type(v) == "string" then
+    if memo_n >= 65536 then price_memo, memo_n = {}, 0 end
+    price_memo[v] = p
+    memo_n = memo_n + 1
+  end
+  return p
+end
+
+-- label -> outcome index of a market, as markets.outcome_index answers it (cached per label,
+-- beside the exchange's market record rather than in it)
+local label_caches = setmetatable({}, { __mode = "k" })
+local function label_index(m, label)
+  local cache = label_caches[m]
+  if not cache then cache = {}; label_caches[m] = cache end
+  local idx = cache[label]
+  if idx == nil then
+    idx = markets.outcome_index(m, label) or false
+    if type(label) == "string" then cache[label] = idx end
+  end
+  return idx
+end
+
 local function apply_price(ex, msg)
   local m = ex.U.by_id[msg.market_id]
   local changed = false
-  for _, o in ipairs(type(msg.outcomes) == "table" and msg.outcomes or {}) do
-    local idx = markets.outcome_index(m, o.label)
-    local p = idx and fixed.coerce(o.price, 4)
-    if p and p > 0 and p < fixed.P then m.outcomes[idx].price = p; changed = true end
+  local outs = msg.outcomes
+  if type(outs) == "table" then
+    for i = 1, #outs do
+      local o = outs[i]
+      local idx = label_index(m, o.label)
+      local p = idx and o.price ~= nil and price_units(o.price)
+      if p then m.outcomes[idx].price = p; changed = true end
+    end
   end
   if not changed and msg.buy then
-    local p = fixed.coerce(msg.buy, 4)
-    if p and p > 0 and p < fixed.P then
+    local p = price_units(msg.buy)
+    if p then
       m.outcomes[1].price = p
       if m.binary then m.outcomes[2].price = fixed.P - p end
     end
@@ -108,7 +144,13 @@ local TIER_WALLET = { free = true, pro = true, pro_plus = true, enterprise = tru
 function _M.run(o)
   local path = o.data
   local warn = o.warn or function(msg) io.stderr:write("polysim: warning: ", msg, "\n") end
-  local it = data.records(path, warn)
+  local read = { bytes = 0 } -- data.records keeps read.bytes up to date (the progress bar's ETA)
+  local it = data.records(path, warn, read)
+  local size
+  do
+    local f = io.open(path, "rb")
+    if f then size = f:seek("end"); f:close() end
+  end
   -- metadata: the market records before the first event
   local specs, first, first_n = {}, nil, nil
   local t0
@@ -141,7 +183,7 @@ function _M.run(o)
   if user and tier ~= "pro" then
     user.plan = tier
     user.wallet = nil
-    require("polysim.exchange.accounts").ensure_wallet(user, ex.tiers, clock.now())
+    accounts.ensure_wallet(user, ex.tiers, clock.now())
     for _, k in pairs(ex.K.by_id) do if k.user == user or k.user_id == ex.user_id then k.tier = tier end end
   end
   local polysim = require "polysim"
@@ -149,7 +191,12 @@ function _M.run(o)
   local orders_seen = {}
   local client = polysim.new { transport = transport.new(ex, { latency = latency, clock = clock, orders = orders_seen,
     before = function() clean(ex) end }),
-    api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
+    -- retries (429, 5xx) wait on the data's clock: on the real loop they never woke. Outside
+    -- a task (the stop's cancel-all) nothing else can run meanwhile: time just moves on.
+    sleep = function(s)
+      if ploop.current() then return clock.sleep(s) end
+      clock.advance(clock.now() + s)
+    end, api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
   -- what the report needs
   local trades, equity = {}, {}
   ex:on("fill", function(uid, f)
@@ -165,7 +212,12 @@ function _M.run(o)
   local sample = o.sample or 60
   local next_sample = clock.now()
   local function take_sample()
-    local b = client:balance()
+    -- read off the exchange, not through the client: the harness's samples must not spend
+    -- the strategy's rate limit (they did: a busy strategy's run died on a 429)
+    clean(ex)
+    local u = ex.K.users[ex.user_id]
+    accounts.ensure_wallet(u, ex.tiers, clock.now())
+    local b = accounts.balance_view(u)
     equity[#equity + 1] = { t = clock.now(), v = tostring(b.total_value), cash = tostring(b.balance) }
   end
   local ok, err = rt:start(o.strategy)
@@ -203,7 +255,7 @@ function _M.run(o)
     elseif kind == "market" then
       data.fail(path, n, "market records must come before the first event")
     end
-    if progress and events % 4096 == 0 then progress(events) end
+    if progress and events % 4096 == 0 then progress(events, read.bytes, size) end
     if watch then watch.event(t) end
   end
   if first then step(first, first_n) end
@@ -216,6 +268,7 @@ function _M.run(o)
   if not o.stop_reason and t_end > clock.now() then clock.advance(t_end) end
   rt:stop(o.stop_reason or "end of data")
   take_sample()
+  if o.progress_done then o.progress_done(events, read.bytes, size) end
   local stats = rt.stats
   return {
     events = events, span = { from = span0, to = span1 }, trades = trades, equity = equity,
