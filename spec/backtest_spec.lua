@@ -31,51 +31,8 @@ local function sh(cmd)
   return out, ok and 0 or code
 end
 
-local T0 = 1800000000
-local A = "0x" .. string.rep("a", 64)
-local B = "0x" .. string.rep("b", 64)
-
-local function market(id, q)
-  return { type = "market", t = T0, market = { condition_id = id, question = q, outcomes = { "Yes", "No" },
-    fee_rate = "0.02", tick_size = "0.01", category = "politics",
-    live_price = { outcomes = { { label = "Yes", price = "0.50", token_id = id .. "1" },
-                                { label = "No", price = "0.50", token_id = id .. "2" } } } } }
-end
-
-local function levels(p, side)
-  local out = {}
-  for k = 1, 4 do
-    local lp = side == "bids" and p - 0.01 * k or p + 0.01 * (k - 1) + 0.01
-    out[k] = { string.format("%.2f", lp), "100" }
-  end
-  return out
-end
-
--- n seconds of data: a price per second per market, a book every 10 s.
-local function dataset(n, extra)
-  local lines = { core.json_encode { type = "meta", version = 1, started_at = T0 } }
-  lines[#lines + 1] = core.json_encode(market(A, "Market A?"))
-  lines[#lines + 1] = core.json_encode(market(B, "Market B?"))
-  for s = 0, n - 1 do
-    local function price(id) return 0.5 + 0.1 * math.sin(s / 7 + (id == B and 1 or 0)) end
-    if s % 10 == 0 then
-      for _, id in ipairs { A, B } do
-        local p = price(id)
-        lines[#lines + 1] = core.json_encode { type = "book", t = T0 + s, market_id = id,
-          books = { Yes = { bids = levels(p, "bids"), asks = levels(p, "asks") } } }
-      end
-    end
-    for _, id in ipairs { A, B } do
-      local p = price(id)
-      local ps = string.format("%.2f", p)
-      lines[#lines + 1] = core.json_encode { type = "price", t = T0 + s + 0.5, msg = { type = "price",
-        market_id = id, buy = ps, sell = string.format("%.2f", 1 - p),
-        outcomes = { { label = "Yes", price = ps }, { label = "No", price = string.format("%.2f", 1 - p) } } } }
-    end
-  end
-  for _, l in ipairs(extra or {}) do lines[#lines + 1] = l end
-  return table.concat(lines, "\n") .. "\n"
-end
+local btdata = require "btdata"
+local T0, A, B, market, dataset = btdata.T0, btdata.A, btdata.B, btdata.market, btdata.dataset
 
 local STRAT = [[
 local S = {}

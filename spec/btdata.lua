@@ -1,6 +1,7 @@
 -- A small recording for the backtest specs, written by hand in the documented format (README
 -- "The recording"): two binary markets, a price per second each on a sine wave, a book every
--- 10 s. btdata.dataset(n) -> the text of n seconds; btdata.T0, .A, .B.
+-- 10 s. btdata.dataset(n [, extra_lines]) -> the text of n seconds; btdata.market(id, q) -> a
+-- market record; btdata.T0, .A, .B.
 local core = require "polysim.core"
 
 local _M = {}
@@ -10,7 +11,7 @@ local A = "0x" .. string.rep("a", 64)
 local B = "0x" .. string.rep("b", 64)
 _M.T0, _M.A, _M.B = T0, A, B
 
-local function market(id, q)
+function _M.market(id, q)
   return { type = "market", t = T0, market = { condition_id = id, question = q, outcomes = { "Yes", "No" },
     fee_rate = "0.02", tick_size = "0.01", category = "politics",
     live_price = { outcomes = { { label = "Yes", price = "0.50", token_id = id .. "1" },
@@ -26,10 +27,10 @@ local function levels(p, side)
   return out
 end
 
-function _M.dataset(n)
+function _M.dataset(n, extra)
   local lines = { core.json_encode { type = "meta", version = 1, started_at = T0 } }
-  lines[#lines + 1] = core.json_encode(market(A, "Market A?"))
-  lines[#lines + 1] = core.json_encode(market(B, "Market B?"))
+  lines[#lines + 1] = core.json_encode(_M.market(A, "Market A?"))
+  lines[#lines + 1] = core.json_encode(_M.market(B, "Market B?"))
   for s = 0, n - 1 do
     local function price(id) return 0.5 + 0.1 * math.sin(s / 7 + (id == B and 1 or 0)) end
     if s % 10 == 0 then
@@ -46,6 +47,7 @@ function _M.dataset(n)
         market_id = id, buy = ps, sell = ns, outcomes = { { label = "Yes", price = ps }, { label = "No", price = ns } } } }
     end
   end
+  for _, l in ipairs(extra or {}) do lines[#lines + 1] = l end
   return table.concat(lines, "\n") .. "\n"
 end
 
