@@ -11,24 +11,8 @@ local dir = os.tmpname()
 os.remove(dir)
 os.execute("mkdir -p " .. dir)
 
-local function dataset(path, n)
-  local f = assert(io.open(path, "wb"))
-  local T0 = 1800000000
-  local ids = {}
-  for k = 1, 5 do
-    ids[k] = "0x" .. string.rep(string.format("%x", k), 64)
-    f:write(core.json_encode { type = "market", t = T0, market = { condition_id = ids[k], question = "M" .. k .. "?",
-      outcomes = { "Yes", "No" }, fee_rate = "0.02", tick_size = "0.01" } }, "\n")
-  end
-  for i = 0, n - 1 do
-    local id = ids[i % 5 + 1]
-    local p = 0.5 + 0.2 * math.sin(i / 50)
-    f:write(string.format('{"type":"price","t":%.3f,"msg":{"type":"price","market_id":"%s","buy":"%.2f",' ..
-      '"sell":"%.2f","outcomes":[{"label":"Yes","price":"%.2f"},{"label":"No","price":"%.2f"}]}}\n',
-      T0 + i * 0.01, id, p, 1 - p, p, 1 - p))
-  end
-  f:close()
-end
+local recording = dofile((arg[0]:match("^(.*)/") or ".") .. "/recording.lua")
+local function dataset(path, n) recording(path, n) end
 
 local function write(path, text) local f = assert(io.open(path, "wb")); f:write(text); f:close() end
 local noop = dir .. "/noop.lua"

@@ -13,26 +13,9 @@ assert(core.mkdir_p(dir))
 
 local function write(path, text) local f = assert(io.open(path, "wb")); f:write(text); f:close() end
 
--- N price events over 5 markets (a sine wave each), with a book every 1000 events.
+-- N price events over 5 markets (a sine wave each, in its own phase), 0.1 s apart.
 local data = dir .. "/data.jsonl"
-do
-  local f = assert(io.open(data, "wb"))
-  local T0 = 1800000000
-  local ids = {}
-  for k = 1, 5 do
-    ids[k] = "0x" .. string.rep(string.format("%x", k), 64)
-    f:write(core.json_encode { type = "market", t = T0, market = { condition_id = ids[k], question = "M" .. k .. "?",
-      outcomes = { "Yes", "No" }, fee_rate = "0.02", tick_size = "0.01" } }, "\n")
-  end
-  for i = 0, N - 1 do
-    local id = ids[i % 5 + 1]
-    local p = 0.5 + 0.2 * math.sin(i / 50 + i % 5)
-    f:write(string.format('{"type":"price","t":%.3f,"msg":{"type":"price","market_id":"%s","buy":"%.2f",' ..
-      '"sell":"%.2f","outcomes":[{"label":"Yes","price":"%.2f"},{"label":"No","price":"%.2f"}]}}\n',
-      T0 + i * 0.1, id, p, 1 - p, p, 1 - p))
-  end
-  f:close()
-end
+dofile((arg[0]:match("^(.*)/") or ".") .. "/recording.lua")(data, N, { step = 0.1, phase = true })
 
 -- Mean reversion with its band and size as parameters.
 local strat = dir .. "/strategy.lua"
