@@ -4,25 +4,14 @@ local core = require "polysim.core"
 local backtest = require "polysim.backtest"
 local report = require "polysim.report"
 local browser = require "browser"
+local btdata = require "btdata"
 
 local EXE = os.getenv("POLYSIM_EXE") or "build/bin/polysim"
 local tmp = os.tmpname()
 os.remove(tmp)
 os.execute("mkdir -p " .. tmp)
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local write, slurp = btdata.write, btdata.slurp
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1")
@@ -31,7 +20,6 @@ local function sh(cmd)
   return out, ok and 0 or code
 end
 
-local btdata = require "btdata"
 local T0, A, B, market, dataset = btdata.T0, btdata.A, btdata.B, btdata.market, btdata.dataset
 
 local STRAT = [[
