@@ -18,7 +18,7 @@ while [ ! -s "$out" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 [ -s "$out" ] || { echo "bench: the exchange did not start:"; cat build/bench/serve.log; exit 1; }
 line=$(head -n 1 "$out")
 export POLYSIM_BENCH_SERVER="$line"
-for b in bench/client.lua bench/exchange.lua bench/exchange_memory.lua bench/stream.lua bench/reload.lua bench/events.lua bench/dashboard.lua bench/sweep.lua; do
+for b in bench/client.lua bench/exchange.lua bench/exchange_memory.lua bench/stream.lua bench/reload.lua bench/events.lua bench/dashboard.lua bench/sweep.lua bench/backtest.lua; do
     [ -f "$b" ] || continue
     echo "== $b"
     lua5.4 "$b"
