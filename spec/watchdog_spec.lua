@@ -60,7 +60,7 @@ local function run_all(cases)
 (
   %s run %s --budget 0 --duration 30 --no-status > %s 2>&1 &
   pid=$!
-  i=0; while [ $i -lt 200 ] && ! grep -q 'stuck now' %s; do sleep 0.1; i=$((i+1)); done
+  i=0; while [ $i -lt 200 ] && ! grep -qs 'stuck now' %s; do sleep 0.1; i=$((i+1)); done
   kill -TERM $pid
   i=0; while [ $i -lt 250 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; i=$((i+1)); done
   if kill -0 $pid 2>/dev/null; then kill -KILL $pid; wait $pid; echo hung > %s; else wait $pid; echo $? > %s; fi
