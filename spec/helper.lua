@@ -26,6 +26,11 @@ function H.fixture(handler)
   return assert(core.serve { port = 0, handler = handler })
 end
 
+-- `make` as a user runs it, not with the flags of the make running this spec: make exports
+-- command-line variables (make coverage's CFLAGS/LDFLAGS/BUILD=build-cov) to its recipes'
+-- environment, so a nested make built into build-cov, or linked libgcov into an install.
+H.MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CFLAGS -u LDFLAGS -u BUILD make -s"
+
 function H.url(server) return "http://127.0.0.1:" .. server:port() end
 
 -- Raises unless fn raises an error whose message contains `text` (plain match).

@@ -9,11 +9,8 @@ local function sh(cmd)
 end
 
 local have = sh("command -v pkg-config >/dev/null && command -v cc >/dev/null") == 0
--- The install runs as a user's would: not with the flags of the make that runs this spec
--- (make coverage's --coverage CFLAGS reached it through MAKEFLAGS and broke the link; and
--- make exports command-line variables to its recipes' environment, so CFLAGS, LDFLAGS and
--- BUILD=build-cov arrived as environment too: the installed libpolysim.a needed libgcov).
-local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CFLAGS -u LDFLAGS -u BUILD make -s"
+-- The install runs as a user's would (H.MAKE: not with the flags of the make running this spec).
+local MAKE = require("helper").MAKE
 
 describe("make install (embedding)", function()
   local prefix = os.tmpname()

@@ -53,7 +53,7 @@ describe("make dist + luarocks install", function()
     assert(os.execute("cd " .. root .. " && git ls-files -co --exclude-standard -z | " ..
       "xargs -0 cp --parents -t " .. src .. " 2>/dev/null; cd " .. src ..
       " && git init -q && git add -A >/dev/null 2>&1; true"))
-    local text, ok = sh("cd " .. src .. " && env -u MAKEFLAGS -u MAKELEVEL make --no-print-directory dist")
+    local text, ok = sh("cd " .. src .. " && " .. require("helper").MAKE .. " --no-print-directory dist")
     assert.truthy(ok, text)
     for _, f in ipairs { "polysim-" .. version .. "-1.rockspec", "polysim-" .. version .. ".tar.gz",
                          "polysim-" .. version .. "-1.src.rock" } do
