@@ -48,6 +48,7 @@ help:
 	@echo "make doc      the API reference (LDoc, config.ld) in $(BUILD)/doc; fails on any LDoc warning"
 	@echo "make soak     10,000 orders through a fault proxy + a 5-minute exchange soak (SOAK_SECONDS)"
 	@echo "make check    test + lint + AddressSanitizer/UBSan run"
+	@echo "make valgrind memcheck: the C tests and spec/valgrind_spec.lua (definite leaks, memory errors)"
 	@echo "make coverage C (gcov/lcov) and Lua line coverage of the whole test run"
 	@echo "make fuzz     libFuzzer runs: WebSocket frame parser, json_decode, decode_error (needs clang)"
 	@echo "make install  install module, Lua files, the polysim command and its man page under PREFIX"
@@ -142,6 +143,15 @@ asan:
 	  build-asan/bin/polysim exec spec/run.lua --build=build-asan $(SPEC)
 
 check: test lint asan
+
+# Memcheck (definite leaks and memory errors; Lua's and libcurl's process-lifetime
+# allocations are only "possibly lost"): the C embedding tests, then spec/valgrind_spec.lua
+# (a loop dropped with watches open, a short polysim run). Not part of check: ~1 min.
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+valgrind: build
+	@command -v valgrind >/dev/null || { echo "valgrind missing: apt-get install -y valgrind"; exit 1; }
+	@for t in $(C_TESTS); do echo "  VALGRIND $$t"; $(RUN_ENV) $(VALGRIND) $$t || exit 1; done
+	@$(RUN_ENV) $(LUA) spec/run.lua --build=$(BUILD) spec/valgrind_spec.lua
 
 # libFuzzer run of the WebSocket parser (needs clang): FUZZ_SECONDS (60) on a scratch copy
 # of fuzz/corpus; findings go to build-fuzz/, never into the repository.

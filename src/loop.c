@@ -511,6 +511,18 @@ static int l_gc(lua_State *L) {
     ps_loop *loop = luaL_checkudata(L, 1, LOOP_MT);
     if (loop->closed) return 0;
     loop->closed = 1;
+    /* Lua watches still open when the loop goes: only the callbacks table points at them
+     * (valgrind saw each one definitely lost at exit). */
+    lua_getiuservalue(L, 1, 1);                        /* cbs */
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);                                /* cbs nil */
+        while (lua_next(L, -2)) {                      /* cbs id entry */
+            if (lua_istable(L, -1) && lua_rawgeti(L, -1, 2) == LUA_TLIGHTUSERDATA)
+                ps_loop_unwatch(loop, lua_touserdata(L, -1));
+            lua_settop(L, 3);                          /* cbs id */
+        }
+    }
+    lua_pop(L, 1);                                     /* (empty) */
     if (loop->multi) curl_multi_cleanup(loop->multi);
     loop->multi = NULL;
     bury(loop);
