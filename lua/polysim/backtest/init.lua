@@ -64,18 +64,15 @@ local function price_units(v)
   return p
 end
 
--- label -> outcome index of a market, as markets.outcome_index answers it (cached per label,
--- beside the exchange's market record rather than in it)
-local label_caches = setmetatable({}, { __mode = "k" })
-local function label_index(m, label)
-  local cache = label_caches[m]
-  if not cache then cache = {}; label_caches[m] = cache end
-  local idx = cache[label]
-  if idx == nil then
-    idx = markets.outcome_index(m, label) or false
-    if type(label) == "string" then cache[label] = idx end
-  end
-  return idx
+-- label -> the outcome record of a market that markets.outcome_index names (false: none),
+-- cached per label, beside the exchange's market record rather than in it (a market's
+-- outcome records are made once, with the market)
+local slot_caches = setmetatable({}, { __mode = "k" })
+local function slot_of(m, slots, label)
+  local idx = markets.outcome_index(m, label)
+  local slot = idx and m.outcomes[idx] or false
+  if type(label) == "string" then slots[label] = slot end
+  return slot
 end
 
 local function apply_price(ex, msg)
@@ -83,11 +80,18 @@ local function apply_price(ex, msg)
   local changed = false
   local outs = msg.outcomes
   if type(outs) == "table" then
+    local slots = slot_caches[m]
+    if not slots then slots = {}; slot_caches[m] = slots end
     for i = 1, #outs do
       local o = outs[i]
-      local idx = label_index(m, o.label)
-      local p = idx and o.price ~= nil and price_units(o.price)
-      if p then m.outcomes[idx].price = p; changed = true end
+      local label, v = o.label, o.price
+      local slot = slots[label]
+      if slot == nil then slot = slot_of(m, slots, label) end
+      if slot and v ~= nil then
+        local p = price_memo[v]
+        if p == nil then p = price_units(v) end
+        if p then slot.price = p; changed = true end
+      end
     end
   end
   if not changed and msg.buy then
