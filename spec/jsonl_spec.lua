@@ -70,6 +70,30 @@ describe("jsonl reader", function()
     end
   end)
 
+  it("keeps json_decode's nesting limit for a price record's msg", function()
+    local function rec(depth) -- the record itself is one level: msg and what it holds the rest
+      return '{"type":"price","t":1,"msg":' .. string.rep("[", depth - 2) .. "{}" .. string.rep("]", depth - 2) .. "}"
+    end
+    for _, depth in ipairs { 199, 200, 201, 202 } do
+      local line = rec(depth)
+      local v, err = decode(line)
+      local out = read_all(line .. "\n")
+      if v == nil then
+        assert.same({ false, 1, err, true }, out[1])
+      else
+        assert.equal("record", out[1][1]) -- msg is no object here: the ordinary decode
+      end
+    end
+    -- record, msg and 198 arrays: 200 levels, the limit; one more is too deep either way
+    local deep = '{"type":"price","t":1,"msg":{"a":' .. string.rep("[", 198) .. string.rep("]", 198) .. '}}'
+    assert.is_table(decode(deep))
+    assert.equal("price", read_all(deep .. "\n")[1][1])
+    deep = '{"type":"price","t":1,"msg":{"a":' .. string.rep("[", 199) .. string.rep("]", 199) .. '}}'
+    local v, err = decode(deep)
+    assert.is_nil(v)
+    assert.same({ false, 1, err, true }, read_all(deep .. "\n")[1])
+  end)
+
   it("skips blank lines but counts them, and counts the bytes of every line", function()
     local text = '{"a":1}\n\n\r\n{"type":"price","t":2,"msg":{}}\r\n'
     local out, bytes = read_all(text)

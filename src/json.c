@@ -534,6 +534,7 @@ static int dec_price_record(Dec *d, int top) {
     skip_ws(d);
     if (d->p >= d->e || *d->p != '{') return 0;
     d->p++;
+    d->depth = 1;                                       /* the record's own level, as ps_json_push counts */
     lua_settop(L, top + 3);                             /* ... mt t msg */
     for (;;) {
         const char *k;
