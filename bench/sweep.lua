@@ -1,7 +1,9 @@
 -- Sweep scaling: 8 combinations of a parameter grid, run one by one (8 `polysim backtest
 -- --param ...` processes, one after the other: the reference) and as one `polysim backtest
 -- --sweep ... --jobs 2`, on the same recording in the same run. Prints both wall times,
--- their ratio (goal <= 0.6 on two free cores) and the CPU the children used (getrusage).
+-- their ratio (goal <= 0.6 on two free cores) and the CPU the children used (getrusage), with
+-- the load average before the run (other processes on the cores stretch the --jobs wall time)
+-- and the sweep's wall against its CPU-bound floor (its CPU / 2: what two free cores allow).
 -- lua5.4 bench/sweep.lua [EVENTS]   (LUA_PATH/LUA_CPATH and POLYSIM_EXE as `make bench` sets)
 local core = require "polysim.core"
 
@@ -62,6 +64,14 @@ local function run(argv, out)
   end
 end
 
+local function loadavg()
+  local f = io.open("/proc/loadavg")
+  local s = f and f:read("l")
+  if f then f:close() end
+  return s and s:match("^(%S+ %S+ %S+)") or "n/a"
+end
+local load0 = loadavg()
+
 -- one by one
 local c0, t0 = cpu(), core.monotime()
 for _, b in ipairs(BANDS) do
@@ -82,8 +92,10 @@ local rows = select(2, f:read("a"):gsub("\n", "")) - 1
 f:close()
 assert(rows == 8, "bench/sweep: the sweep printed " .. rows .. " rows")
 
-print(string.format("sweep: 8 combinations x %d events, %d cores online", N, core.ncpu()))
+print(string.format("sweep: 8 combinations x %d events, %d cores online, load average %s before, %s after",
+  N, core.ncpu(), load0, loadavg()))
 print(string.format("  one by one   %6.2f s wall  %6.2f s CPU (children, getrusage)", serial, serial_cpu))
 print(string.format("  --jobs 2     %6.2f s wall  %6.2f s CPU (children, getrusage)", swept, swept_cpu))
 print(string.format("  ratio        %6.2f (goal <= 0.60)", swept / serial))
+print(string.format("  --jobs 2 wall / (its CPU / 2)  %6.2f (1.00: both cores busy all along)", swept / (swept_cpu / 2)))
 os.execute("rm -rf '" .. dir .. "'")

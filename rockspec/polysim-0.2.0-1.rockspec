@@ -36,6 +36,7 @@ build = {
         "src/header.c",
         "src/http.c",
         "src/json.c",
+        "src/jsonl.c",
         "src/loop.c",
         "src/proc.c",
         "src/server.c",

@@ -8,6 +8,7 @@ static void (*const openers[])(lua_State *L) = {
     ps_wsconn_open, ps_url_open,
     ps_signals_open, /* sandbox: the SIGINT/SIGTERM watchdog */
     ps_proc_open, ps_fs_open,
+    ps_jsonl_open, /* the backtest's recording reader */
 };
 
 void ps_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,

@@ -31,6 +31,7 @@ void ps_proc_open(lua_State *L);   /* proc.c: child processes (backtest sweeps) 
 void ps_fs_open(lua_State *L);     /* fs.c: cwd, listdir, isdir, mkdir_p */
 void ps_signals_open(lua_State *L); /* signals.c: the SIGINT/SIGTERM watchdog */
 void ps_fswatch_open(lua_State *L);
+void ps_jsonl_open(lua_State *L);  /* jsonl.c: the backtest's recording reader */
 void ps_wsconn_open(lua_State *L);
 
 /* core.c: registers the metatable `name` (its __name is set by luaL_newmetatable) with
@@ -68,6 +69,10 @@ static inline int ps_number_to_size(double n, size_t *out) {
 /* Decodes JSON text. Success: pushes the value, returns 1. Failure: pushes nothing, returns
  * 0 with a message in err. Never raises except on memory exhaustion. */
 int ps_json_push(lua_State *L, const char *s, size_t n, char *err, size_t errlen);
+/* A recording line: a price record ({"type":"price","t":T,"msg":{...}}, nothing else) pushes
+ * t and msg and returns 2, without the record table; any other value is pushed as by
+ * ps_json_push (returns 1, or 0 with the message in err). */
+int ps_json_push_record(lua_State *L, const char *s, size_t n, char *err, size_t errlen);
 /* Pushes polysim.null (a light userdata sentinel). */
 void ps_json_pushnull(lua_State *L);
 int ps_json_isnull(lua_State *L, int idx);

@@ -233,12 +233,22 @@ static int dec_string(Dec *d) {
 
 #define ISDIGIT(c) ((unsigned)((c) - '0') < 10u)
 
+/* Exact powers of ten as doubles (10^22 is the last one a double holds exactly). */
+static const double pow10_exact[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
 /* Numbers: integer syntax that fits int64 becomes a Lua integer, anything else a float. */
 static int dec_number(Dec *d) {
     lua_State *L = d->L;
     const char *start = d->p, *p = d->p, *e = d->e;
     int neg = 0, isint = 1, big = 0;
     uint64_t acc = 0;
+    /* the float fast path: all significant digits in sig (at most 15 of them), the value
+     * being sig * 10^exp10 */
+    uint64_t sig = 0;
+    int nsig = 0, exp10 = 0;
     if (*p == '-') { neg = 1; p++; }
     if (p >= e) return dec_eof(d);
     if (*p == '0') {
@@ -248,7 +258,9 @@ static int dec_number(Dec *d) {
         for (; p < e && ISDIGIT(*p); p++) {
             if (acc > (UINT64_MAX - 9) / 10) big = 1;   /* beyond int64 either way */
             else acc = acc * 10 + (uint64_t)(*p - '0');
+            nsig++;
         }
+        sig = acc;
     } else {
         d->p = p;
         return dec_unexpected(d, "expected a digit");
@@ -258,21 +270,38 @@ static int dec_number(Dec *d) {
         p++;
         if (p >= e) { d->p = p; return dec_eof(d); }
         if (!ISDIGIT(*p)) { d->p = p; return dec_unexpected(d, "expected a digit after '.'"); }
-        while (p < e && ISDIGIT(*p)) p++;
+        for (; p < e && ISDIGIT(*p); p++) {
+            if (nsig == 0 && *p == '0') { exp10--; continue; }   /* leading zeros of 0.00x */
+            if (nsig < 16) sig = sig * 10 + (uint64_t)(*p - '0');
+            nsig++;
+            exp10--;
+        }
     }
     if (p < e && (*p == 'e' || *p == 'E')) {
         isint = 0;
         p++;
-        if (p < e && (*p == '+' || *p == '-')) p++;
+        int eneg = 0, ev = 0;
+        if (p < e && (*p == '+' || *p == '-')) { eneg = *p == '-'; p++; }
         if (p >= e) { d->p = p; return dec_eof(d); }
         if (!ISDIGIT(*p)) { d->p = p; return dec_unexpected(d, "expected a digit in exponent"); }
-        while (p < e && ISDIGIT(*p)) p++;
+        for (; p < e && ISDIGIT(*p); p++)
+            if (ev < 10000) ev = ev * 10 + (*p - '0');
+        exp10 += eneg ? -ev : ev;
     }
     d->p = p;
     if (isint && !big) {
         if (!neg && acc <= (uint64_t)LUA_MAXINTEGER) { lua_pushinteger(L, (lua_Integer)acc); return 1; }
         if (neg && acc <= (uint64_t)LUA_MAXINTEGER) { lua_pushinteger(L, -(lua_Integer)acc); return 1; }
         if (neg && acc == (uint64_t)LUA_MAXINTEGER + 1) { lua_pushinteger(L, LUA_MININTEGER); return 1; }
+    }
+    /* Clinger's fast path: a significand below 2^53 and a power of ten a double holds exactly
+     * make one correctly rounded operation, so the result is strtod's, bit for bit (perf: the
+     * replay's profile had strtod and localeconv at ~4% of decoding a price record). */
+    if (!isint && !big && nsig <= 15 && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)sig;
+        v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+        lua_pushnumber(L, (lua_Number)(neg ? -v : v));                  /* ... num */
+        return 1;
     }
     /* Float: strtod on a NUL-terminated copy (the input need not be terminated), with the
      * locale's decimal point swapped in as Lua itself does. */
@@ -476,6 +505,91 @@ int ps_json_push(lua_State *L, const char *s, size_t n, char *err, size_t errlen
 fail:
     lua_settop(L, top);
     return 0;
+}
+
+/* The raw bytes of a string at d->p (the opening quote) when it holds no escape: sets *s,
+ * *n and moves past it; 0 (cursor unchanged) otherwise. For comparing keys without pushing. */
+static int raw_string(Dec *d, const char **s, size_t *n) {
+    const char *p = d->p + 1, *e = d->e;
+    const char *q = memchr(p, '"', (size_t)(e - p));
+    if (!q) return 0;
+    for (const char *c = p; c < q; c++)
+        if (!plain[(unsigned char)*c]) return 0;
+    *s = p;
+    *n = (size_t)(q - p);
+    d->p = q + 1;
+    return 1;
+}
+
+#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), (n)) == 0)
+
+/* The shape of a recording's price line, {"type":"price","t":T,"msg":{...}} in any key order,
+ * decoded without the record table. The array metatable is at top + 1; on success it is
+ * replaced by t and msg (2 is returned). Anything else (other or
+ * repeated keys, escapes in a key): 0 with the stack as it was, and the caller decodes the
+ * text the ordinary way. */
+static int dec_price_record(Dec *d, int top) {
+    lua_State *L = d->L;
+    int have_type = 0, have_t = 0, have_msg = 0;
+    skip_ws(d);
+    if (d->p >= d->e || *d->p != '{') return 0;
+    d->p++;
+    d->depth = 1;                                       /* the record's own level, as ps_json_push counts */
+    lua_settop(L, top + 3);                             /* ... mt t msg */
+    for (;;) {
+        const char *k;
+        size_t kn;
+        skip_ws(d);
+        if (d->p >= d->e || *d->p != '"' || !raw_string(d, &k, &kn)) goto no;
+        skip_ws(d);
+        if (d->p >= d->e || *d->p != ':') goto no;
+        d->p++;
+        skip_ws(d);
+        if (d->p >= d->e) goto no;
+        if (KEY_IS(k, kn, "type") && !have_type) {
+            const char *v;
+            size_t vn;
+            if (*d->p != '"' || !raw_string(d, &v, &vn) || !KEY_IS(v, vn, "price")) goto no;
+            have_type = 1;
+        } else if (KEY_IS(k, kn, "t") && !have_t) {
+            if (*d->p != '-' && !ISDIGIT(*d->p)) goto no;
+            if (!dec_number(d)) goto no;                /* ... mt t msg num */
+            lua_replace(L, top + 2);                    /* ... mt t msg */
+            have_t = 1;
+        } else if (KEY_IS(k, kn, "msg") && !have_msg) {
+            if (*d->p != '{') goto no;
+            if (!dec_object(d)) goto no;                /* ... mt t msg obj */
+            lua_replace(L, top + 3);                    /* ... mt t msg */
+            have_msg = 1;
+        } else {
+            goto no;
+        }
+        skip_ws(d);
+        if (d->p >= d->e) goto no;
+        if (*d->p == '}') { d->p++; break; }
+        if (*d->p != ',') goto no;
+        d->p++;
+    }
+    skip_ws(d);
+    if (d->p < d->e || !(have_type && have_t && have_msg)) goto no;
+    lua_remove(L, top + 1);                             /* ... t msg */
+    return 2;
+no:
+    lua_settop(L, top);
+    return 0;
+}
+
+int ps_json_push_record(lua_State *L, const char *s, size_t n, char *err, size_t errlen) {
+    int top = lua_gettop(L);
+    Dec d;
+    d.L = L; d.s = d.p = s; d.e = s + n; d.err = NULL; d.errlen = 0;
+    d.depth = 0; d.dp = 0;
+    if (!lua_checkstack(L, 8)) return ps_json_push(L, s, n, err, errlen);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);   /* ... mt */
+    d.mtidx = top + 1;
+    if (dec_price_record(&d, top)) return 2;            /* ... t msg */
+    lua_settop(L, top);                                 /* ... */
+    return ps_json_push(L, s, n, err, errlen);          /* errors and their byte positions: as ever */
 }
 
 /* core.json_decode(s) -> value | nil, message */

@@ -132,8 +132,13 @@ end
 
 -- setup for ploop.spawn_task: the hook on a budgeted task's coroutine.
 -- Without a budget too when the watchdog runs (the hook then only looks at core.watchdog_stuck).
+-- True when it installed the hook.
 function _M.install(task)
-  if task.budget or watchdog then sethook(task.co, hook, "", _M.HOOK_COUNT) end
+  if task.budget or watchdog then
+    sethook(task.co, hook, "", _M.HOOK_COUNT)
+    return true
+  end
+  return false
 end
 
 -- The coroutine library of a strategy's environment: what it creates carries the budget

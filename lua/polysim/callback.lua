@@ -132,8 +132,11 @@ function _M.invoke(rt, ver, label, fn, a, b, quiet)
   if rt.stopping and core.watchdog_signal() then -- a stop by signal (see stopping below)
     limit = math.min(limit or budget.STOP_BUDGET, budget.STOP_BUDGET)
   end
+  -- the fields the loop and task_body add later are named here too (nil): the table is made
+  -- at its final size once, not rehashed twice (perf, issue 12)
   local rec = { rt = rt, label = label, name = label, budget = limit or nil, quiet = quiet, finished = false,
-                on_error = bad_yield, on_expire = on_expire }
+                on_error = bad_yield, on_expire = on_expire, co = nil, since = nil, over = nil, ok = nil,
+                result = nil, done = nil, results = nil, async = nil }
   rt.stats.callbacks = rt.stats.callbacks + 1
   ploop.spawn_task(rec, budget.install, task_body, rec, fn, a, b)
   if not rec.finished then -- it waits on something

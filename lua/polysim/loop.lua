@@ -20,6 +20,7 @@ local core = require "polysim.core"
 local coroutine, error, setmetatable, table = coroutine, error, setmetatable, table
 local ipairs, pcall, select, tostring, type, xpcall = ipairs, pcall, select, tostring, type, xpcall
 local monotime = core.monotime
+local co_resume = coroutine.resume
 
 local _M = {}
 
@@ -149,23 +150,29 @@ end
 
 -- Like spawn, with a task record of the caller's own (fields it may set: name, on_error,
 -- budget, and anything else it wants to find again through task_of). setup(task), when
--- given, runs after the coroutine exists and before it first runs (to install a hook).
+-- given, runs after the coroutine exists and before it first runs (to install a hook); it
+-- returns true when it installed one (which replaces the last task's).
 function _M.spawn_task(task, setup, fn, ...)
   if type(fn) ~= "function" then error("spawn_task: fn must be a function", 2) end
   local co
-  if pool_n > 0 then
+  local reused = pool_n > 0
+  if reused then
     co = pool[pool_n]
     pool[pool_n] = nil
     pool_n = pool_n - 1
-    debug.sethook(co) -- the last task's hooks (budget, preempt) go with it
   else
     co = coroutine.create(worker)
   end
   task.co = co
   tasks[co] = task
-  if setup then setup(task) end
+  -- the last task's hooks (budget, preempt) go with it: cleared unless setup replaced them
+  -- (perf, issue 12: each debug.sethook is ~1000 instructions, two per delivered event)
+  if not (setup and setup(task)) and reused then debug.sethook(co) end
   if _M.on_spawn then _M.on_spawn(task) end
-  resume(task, fn, ...)
+  -- resume(task, fn, ...) written out (a task just made cannot be done): one call and one
+  -- vararg pass fewer per delivered event
+  if task.budget then task.since = monotime() end
+  finish(task, co_resume(co, fn, ...))
   return task
 end
 

@@ -64,18 +64,15 @@ local function price_units(v)
   return p
 end
 
--- label -> outcome index of a market, as markets.outcome_index answers it (cached per label,
--- beside the exchange's market record rather than in it)
-local label_caches = setmetatable({}, { __mode = "k" })
-local function label_index(m, label)
-  local cache = label_caches[m]
-  if not cache then cache = {}; label_caches[m] = cache end
-  local idx = cache[label]
-  if idx == nil then
-    idx = markets.outcome_index(m, label) or false
-    if type(label) == "string" then cache[label] = idx end
-  end
-  return idx
+-- label -> the outcome record of a market that markets.outcome_index names (false: none),
+-- cached per label, beside the exchange's market record rather than in it (a market's
+-- outcome records are made once, with the market)
+local slot_caches = setmetatable({}, { __mode = "k" })
+local function slot_of(m, slots, label)
+  local idx = markets.outcome_index(m, label)
+  local slot = idx and m.outcomes[idx] or false
+  if type(label) == "string" then slots[label] = slot end
+  return slot
 end
 
 local function apply_price(ex, msg)
@@ -83,11 +80,18 @@ local function apply_price(ex, msg)
   local changed = false
   local outs = msg.outcomes
   if type(outs) == "table" then
+    local slots = slot_caches[m]
+    if not slots then slots = {}; slot_caches[m] = slots end
     for i = 1, #outs do
       local o = outs[i]
-      local idx = label_index(m, o.label)
-      local p = idx and o.price ~= nil and price_units(o.price)
-      if p then m.outcomes[idx].price = p; changed = true end
+      local label, v = o.label, o.price
+      local slot = slots[label]
+      if slot == nil then slot = slot_of(m, slots, label) end
+      if slot and v ~= nil then
+        local p = price_memo[v]
+        if p == nil then p = price_units(v) end
+        if p then slot.price = p; changed = true end
+      end
     end
   end
   if not changed and msg.buy then
@@ -144,23 +148,23 @@ local TIER_WALLET = { free = true, pro = true, pro_plus = true, enterprise = tru
 function _M.run(o)
   local path = o.data
   local warn = o.warn or function(msg) io.stderr:write("polysim: warning: ", msg, "\n") end
-  local read = { bytes = 0 } -- data.records keeps read.bytes up to date (the progress bar's ETA)
-  local it = data.records(path, warn, read)
+  local read = {} -- read.bytes(): the bytes data.events has read (the progress bar's ETA)
+  local it = data.events(path, warn, read)
   local size
   do
     local f = io.open(path, "rb")
     if f then size = f:seek("end"); f:close() end
   end
   -- metadata: the market records before the first event
-  local specs, first, first_n = {}, nil, nil
+  local specs, first = {}, nil
   local t0
-  for rec, n in it do
-    if rec.type == "market" then
+  for kind, t, rec, n in it do
+    if kind == "market" then
       specs[#specs + 1] = market_spec(rec.market)
-      t0 = t0 or rec.t
-    elseif rec.type ~= "meta" then
-      first, first_n = rec, n
-      t0 = t0 or rec.t
+      t0 = t0 or t
+    elseif kind ~= "meta" then
+      first = { kind, t, rec, n }
+      t0 = t0 or t
       break
     else
       t0 = t0 or rec.started_at
@@ -229,10 +233,10 @@ function _M.run(o)
   if watch then watch.started(rt, client, clock, equity) end
   local events, span0, span1 = 0, nil, nil
   local progress = o.progress
-  local function step(rec, n)
-    local t = rec.t
+  -- one event: kind "price" with x the message, or a record (x) of another kind
+  local function step(kind, t, x, n)
     if from and t < from then
-      if rec.type == "price" then apply_price(ex, rec.msg) elseif rec.type == "book" then apply_book(ex, rec, path, n) end
+      if kind == "price" then apply_price(ex, x) elseif kind == "book" then apply_book(ex, x, path, n) end
       return
     end
     while next_sample <= t do
@@ -243,32 +247,31 @@ function _M.run(o)
     clock.advance(t)
     span0 = span0 or t
     span1 = t
-    local kind = rec.type
     if kind == "price" then
-      apply_price(ex, rec.msg)
+      apply_price(ex, x)
       match(ex, t)
       events = events + 1
-      rt:deliver(rec.msg)
+      rt:deliver(x)
     elseif kind == "book" then
-      apply_book(ex, rec, path, n)
+      apply_book(ex, x, path, n)
       match(ex, t)
     elseif kind == "market" then
       data.fail(path, n, "market records must come before the first event")
     end
-    if progress and events % 4096 == 0 then progress(events, read.bytes, size) end
+    if progress and events % 4096 == 0 then progress(events, read.bytes(), size) end
     if watch then watch.event(t) end
   end
-  if first then step(first, first_n) end
-  for rec, n in it do
-    if to and rec.t > to then break end
-    step(rec, n)
+  if first then step(first[1], first[2], first[3], first[4]) end
+  for kind, t, x, n in it do
+    if to and t > to then break end
+    step(kind, t, x, n)
     if o.stop_reason then break end
   end
   local t_end = to or span1 or clock.now()
   if not o.stop_reason and t_end > clock.now() then clock.advance(t_end) end
   rt:stop(o.stop_reason or "end of data")
   take_sample()
-  if o.progress_done then o.progress_done(events, read.bytes, size) end
+  if o.progress_done then o.progress_done(events, read.bytes(), size) end
   local stats = rt.stats
   return {
     events = events, span = { from = span0, to = span1 }, trades = trades, equity = equity,

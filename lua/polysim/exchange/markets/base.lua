@@ -104,19 +104,42 @@ local function set_binary_prices(m, p)
 end
 
 --- rebuild_book(m, idx, r): a fresh synthetic book around outcome idx's price.
+-- A level's size is r:range(10, 600) * 10000 + r:below(100) * 100; the two draws are
+-- r:below's xoshiro256** step written out on the generator's state held in locals (the same
+-- numbers in the same order: perf, issue 12, a backtest's lazy book rebuilds were ~23% of
+-- examples/mean_reversion's VM instructions, most of them the calls and the state's loads
+-- and stores).
 function _M.rebuild_book(m, idx, r)
   local o = m.outcomes[idx]
-  o.bids, o.asks = {}, {}
+  local asks, bids = {}, {}
+  o.bids, o.asks = bids, asks
   if m.resolved_outcome then return end
   local t = m.tick
   local p = o.price
   local half = t * r:range(1, 2)
   local a, b = p + half, p - half
+  local na, nb = 0, 0
+  local s0, s1, s2, s3 = r[1], r[2], r[3], r[4]
   for _ = 1, m.depth do
-    if a < ONE then o.asks[#o.asks + 1] = { a, r:range(10, 600) * 10000 + r:below(100) * 100 } end
-    if b > 0 then o.bids[#o.bids + 1] = { b, r:range(10, 600) * 10000 + r:below(100) * 100 } end
+    for side = 1, 2 do
+      if side == 1 and a < ONE or side == 2 and b > 0 then
+        local x = s1 * 5
+        local hi = ((x << 7) | (x >> 57)) * 9
+        local sh = s1 << 17
+        s2 = s2 ~ s0; s3 = s3 ~ s1; s1 = s1 ~ s2; s0 = s0 ~ s3
+        s2 = s2 ~ sh; s3 = (s3 << 45) | (s3 >> 19)
+        x = s1 * 5
+        local lo = ((x << 7) | (x >> 57)) * 9
+        sh = s1 << 17
+        s2 = s2 ~ s0; s3 = s3 ~ s1; s1 = s1 ~ s2; s0 = s0 ~ s3
+        s2 = s2 ~ sh; s3 = (s3 << 45) | (s3 >> 19)
+        local size = (10 + (hi >> 11) % 591) * 10000 + (lo >> 11) % 100 * 100
+        if side == 1 then na = na + 1; asks[na] = { a, size } else nb = nb + 1; bids[nb] = { b, size } end
+      end
+    end
     a, b = a + t, b - t
   end
+  r[1], r[2], r[3], r[4] = s0, s1, s2, s3
 end
 
 function _M.rebuild_books(m, r)
