@@ -209,6 +209,8 @@ describe("the same file, three ways: live, recorded, backtested", function()
 
   local function backtested(r)
     local logs = {}
+    -- polysim backtest's own call (polysim.backtest.cli), in this process: its exchange is
+    -- read afterwards; the command itself runs too, and must write the same report
     local res = backtest.run { strategy = "examples/" .. r.name .. ".lua", data = r.dir .. "/rec.jsonl", from = r.from,
       to = r.from + RUN_S,
       log_sink = function(line) logs[#logs + 1] = line end, log_level = "info" }
@@ -226,7 +228,16 @@ describe("the same file, three ways: live, recorded, backtested", function()
       assert(r.from, "no 'started' line in the live run's output:\n" .. r.out)
       -- a run without orders would prove nothing
       assert(#r.live > 0, ex.name .. " placed no order live:\n" .. r.out)
-      local bt, logs = backtested(r)
+      local bt, logs, res = backtested(r)
+      -- the command is the same backtest: byte-identical report files
+      local dir = r.dir .. "/report"
+      local out, err, code = btdata.sh(("%s backtest %s --data %s --from %.17g --to %.17g --quiet --report %s"):format(
+        q(EXE), q("examples/" .. ex.name .. ".lua"), q(r.dir .. "/rec.jsonl"), r.from, r.from + RUN_S, q(dir)))
+      assert.equal(0, code, out .. err)
+      require("polysim.report").write(r.dir .. "/report_inproc", res)
+      for _, f in ipairs { "report.json", "trades.csv", "equity.csv" } do
+        assert.equal(slurp(r.dir .. "/report_inproc/" .. f), slurp(dir .. "/" .. f), f)
+      end
       io.stderr:write(("[three ways] %s: %d orders live, %d in the backtest\n"):format(ex.name, #r.live, #bt))
       local diff = compare(r.live, bt)
       if diff then
