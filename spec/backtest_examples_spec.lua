@@ -305,27 +305,40 @@ return S
     assert.truthy(logs:find("FIRST now=" .. string.format("%.1f", T0 + 40.2) .. " price=" .. price_at(39), 1, true), logs)
   end)
 
-  it("polysim record writes each tick's books before its prices", function()
-    local path = tmp .. "/ticks.jsonl"
-    local _, err, code = btdata.sh("env -u POLYSIM_API_KEY " .. q(EXE) .. " record --duration 4 --books 0 --hot 2 " ..
-      "--tick 0.5 -o " .. q(path))
-    assert.equal(0, code, err)
-    local best, prices = {}, 0
-    for line in io.lines(path) do
-      local rec = assert(core.json_decode(line))
-      if rec.type == "book" then
-        local yes = rec.books.Yes
-        best[rec.market_id] = { yes.bids[1] and tonumber(yes.bids[1][1]), yes.asks[1] and tonumber(yes.asks[1][1]) }
-      elseif rec.type == "price" then
-        -- the price message carries the best bid and ask of the book it was made with: the
-        -- book a replay holds when this price arrives must be that one
-        local m, b = rec.msg, best[rec.msg.market_id]
-        if m.best_bid ~= core.null then
-          prices = prices + 1
-          assert.same({ tonumber(m.best_bid), tonumber(m.best_ask) }, b, "price at " .. rec.t .. " of " .. m.market_id)
+  it("polysim record writes each tick's books before its prices (--price-books all, moved)", function()
+    local modes = { all = "", moved = " --price-books moved" }
+    local script = {}
+    for mode, flag in pairs(modes) do
+      script[#script + 1] = ("env -u POLYSIM_API_KEY %s record --duration 4 --books 0 --hot 2 --tick 0.5%s -o %s " ..
+        "> %s 2>&1; echo $? > %s &"):format(q(EXE), flag, q(tmp .. "/ticks_" .. mode .. ".jsonl"),
+        q(tmp .. "/ticks_" .. mode .. ".out"), q(tmp .. "/ticks_" .. mode .. ".rc"))
+    end
+    script[#script + 1] = "wait"
+    assert(os.execute(table.concat(script, "\n")))
+    for mode in pairs(modes) do
+      local base = tmp .. "/ticks_" .. mode
+      assert.equal("0", (slurp(base .. ".rc") or ""):match("%d+"), slurp(base .. ".out"))
+      local best, prices = {}, 0
+      for line in io.lines(base .. ".jsonl") do
+        local rec = assert(core.json_decode(line))
+        if rec.type == "book" then
+          local yes = rec.books.Yes
+          best[rec.market_id] = { yes.bids[1] and tonumber(yes.bids[1][1]), yes.asks[1] and tonumber(yes.asks[1][1]) }
+        elseif rec.type == "price" then
+          -- the price message carries the best bid and ask of the book it was made with: the
+          -- book a replay holds when this price arrives must be that one
+          local m, b = rec.msg, best[rec.msg.market_id]
+          if m.best_bid ~= core.null then
+            prices = prices + 1
+            assert.same({ tonumber(m.best_bid), tonumber(m.best_ask) }, b,
+              mode .. ": price at " .. rec.t .. " of " .. m.market_id)
+          end
         end
       end
+      assert.is_true(prices >= 3, mode .. ": only " .. prices .. " prices recorded")
     end
-    assert.is_true(prices >= 3, "only " .. prices .. " prices recorded")
+    local _, err, code = btdata.sh(q(EXE) .. " record --price-books some -o " .. q(tmp .. "/never.jsonl"))
+    assert.equal(2, code)
+    assert.truthy(err:find("--price-books must be all, moved or off", 1, true), err)
   end)
 end)
