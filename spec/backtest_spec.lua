@@ -70,13 +70,16 @@ describe("polysim backtest", function()
     local res, logs = run {}
     assert.equal(240, res.events)
     local prices, ticks, n, now = logs:match("RESULT prices=(%d+) ticks=(%d+) orders=(%d+) now=([%d.]+)")
-    assert.equal("240", prices)
+    -- 242 prices reach the strategy: A's and B's current price at subscribe (as the live
+    -- stream sends them), then the 240 recorded; the last, B's at 119.5 s, waits behind B's
+    -- callback asleep in the 12th order when the data ends
+    assert.equal("241", prices)
     assert.equal("11", ticks) -- 119.5 s of data after on_start at T0: ticks at 10, 20, ... 110 s
     assert.equal("11", n) -- the 12th order's sleep(3) outlives the data: the run stops in it
     assert.equal(string.format("%.1f", T0 + 119.5), now)
     assert.equal(23, #res.trades)
     assert.equal(23, #res.orders)
-    assert.equal(B, res.orders[1].market_id) -- the 20th price: B (A and B alternate)
+    assert.equal(B, res.orders[1].market_id) -- the 20th price: B (A and B alternate, from the snapshots on)
     assert.equal("BUY", res.orders[1].side)
     assert.equal("SELL", res.orders[2].side)
     -- the sell went 3 s of data time after the buy

@@ -1,8 +1,9 @@
 /* Small operating-system services the Lua layer needs: randomness for idempotency keys and
- * jitter, signals as a pollable fd, the process id. */
+ * jitter, signals as a pollable fd, the process id, the wall clock. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -77,6 +78,18 @@ static int l_isatty(lua_State *L) {
     return 1;
 }
 
+/* core.realtime() -> Unix seconds with a fraction (CLOCK_REALTIME). The Lua fallback, os.time
+ * anchored to the monotonic clock, is off by the fraction of a second it was anchored in, a
+ * different fraction in every process: a recording's receive times and the strategy's log
+ * disagreed by up to a second, and a backtest started --from the live start ran its timers
+ * out of phase with the recorded prices. */
+static int l_realtime(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 static int l_close_fd(lua_State *L) {
     int fd = (int)luaL_checkinteger(L, 1);
     luaL_argcheck(L, fd > 2, 1, "refusing to close a standard stream");
@@ -89,6 +102,7 @@ void ps_sys_open(lua_State *L) {
         {"random_bytes", l_random_bytes}, {"signal_fd", l_signal_fd},
         {"read_signal", l_read_signal},   {"getpid", l_getpid},
         {"isatty", l_isatty},             {"close_fd", l_close_fd},
+        {"realtime", l_realtime},
         {NULL, NULL},
     };
     luaL_setfuncs(L, fns, 0);                          /* core */

@@ -3,7 +3,7 @@
 --   local bt = require "polysim.backtest"
 --   local res = bt.run { strategy = "s.lua", data = "rec.jsonl", params = { n = "3" },
 --                        balance = 10000, tier = "pro", latency_ms = 0, from = T, to = T }
---   res.summary (report.json's content), res.trades, res.equity, res.orders
+--   res.summary (report.json's content), res.trades, res.equity, res.orders, res.exchange
 --
 -- The strategy runs on the ordinary runtime (polysim.strategy) with a simulated clock
 -- (polysim.clock.sim) and a client whose transport calls an in-process exchange
@@ -209,7 +209,21 @@ function _M.run(o)
       quantity = f.quantity, price = f.price, fee = f.fee, order_id = f.order_id, liquidity = f.liquidity }
   end)
   local strategy = require "polysim.strategy"
-  local rt = strategy.new { client = client, clock = clock, feed = false, params = o.params or {},
+  -- The feed of a replay: the data delivers the prices; subscribing delivers each new market's
+  -- current price at once, as the live exchange's stream does (a live mean_reversion counted
+  -- that first price towards its warm-up; the replay, without it, traded one price later).
+  local rt
+  local feed = {
+    subscribe = function(_, ids)
+      clean(ex)
+      for _, id in ipairs(ids) do
+        local msg = ex:price_message(id)
+        if msg then rt:deliver(msg) end
+      end
+    end,
+    unsubscribe = function() end, close = function() end,
+  }
+  rt = strategy.new { client = client, clock = clock, feed = feed, params = o.params or {},
     name = o.name, log_sink = o.log_sink, log_level = o.log_level or "warn", quiet = true,
     stop_grace = 0, on_stop_request = function(reason) o.stop_reason = o.stop_reason or reason end }
   ex:on("fill", function(uid, f) if uid == ex.user_id then rt:deliver(f) end end)
@@ -223,6 +237,18 @@ function _M.run(o)
     accounts.ensure_wallet(u, ex.tiers, clock.now())
     local b = accounts.balance_view(u)
     equity[#equity + 1] = { t = clock.now(), v = tostring(b.total_value), cash = tostring(b.balance) }
+  end
+  -- --from T: the records before T set the scene before the strategy starts at T (its
+  -- on_start saw the file's first prices and books instead: a rebalancer's first round traded
+  -- other quantities than the one started live at T)
+  if from then
+    while first and first.t < from do
+      local kind = first.type
+      if kind == "price" then apply_price(ex, first.msg)
+      elseif kind == "book" then apply_book(ex, first, path, first_n)
+      elseif kind == "market" then data.fail(path, first_n, "market records must come before the first event") end
+      first, first_n = it()
+    end
   end
   local ok, err = rt:start(o.strategy)
   if not ok then error("strategy: " .. tostring(err), 0) end
@@ -278,6 +304,7 @@ function _M.run(o)
     orders = orders_seen, stats = stats,
     params = o.params or {}, latency_ms = o.latency_ms or 0, sample = sample, tier = tier,
     starting = o.balance, strategy = o.strategy, data = path,
+    exchange = ex, -- the in-process exchange, as the run left it (its orders, positions, history)
   }
 end
 

@@ -1,10 +1,21 @@
 -- polysim record: writes what a strategy would have seen into a recording (the format is in
 -- polysim.backtest.data and the README): the markets' metadata at start, every price message
--- of the chosen markets from the WebSocket stream with its receive time, and every --books
--- seconds each market's order book. Each record is written and flushed as one line, so an
--- interruption leaves every complete line readable.
+-- of the chosen markets from the WebSocket stream with its receive time, the books that go
+-- with them (--price-books) and every --books seconds each market's order book. Each record
+-- is written and flushed as one line, so an interruption leaves every complete line readable.
 --
---   polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S] -o FILE
+-- Books go with prices: a backtest applies the records in file order, so a book fetched after
+-- a price message but written after it left the replay quoting on the previous book for the
+-- length of a request (a market maker's mid, read off the book right after the price moved,
+-- was stale: 19 live quotes against 17 replayed). So price messages are queued, and one writer
+-- takes them in batches (what arrived meanwhile: one tick of the local exchange), fetches the
+-- books (--price-books all: of every recorded market, since the local exchange redraws every
+-- book each tick, moved or not; moved: of the batch's markets only; off: none) and writes
+-- them, stamped with the batch's first receive time, before the batch's prices. The periodic
+-- snapshots go through the same writer, so times never go backwards.
+--
+--   polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S]
+--                  [--price-books all|moved|off] -o FILE
 --   polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
 -- Without POLYSIM_API_KEY and --base-url it records a local exchange started in this process.
 local core = require "polysim.core"
@@ -14,10 +25,14 @@ local log = require "polysim.log"
 local _M = {}
 
 local USAGE = [[
-usage: polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S] -o FILE
+usage: polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S]
+                      [--price-books all|moved|off] -o FILE
        polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
-  Records price messages (with receive time), order books every --books seconds (default 5)
-  and the markets' metadata into FILE (JSON Lines, appended; see the README).
+  Records price messages (with receive time), order books every --books seconds (default 5;
+  0: none) and the markets' metadata into FILE (JSON Lines, appended; see the README).
+  --price-books: with each batch of price messages, the books of every recorded market
+  (all, the default), of the markets whose price moved (moved) or none (off), written
+  before those prices.
 ]]
 
 local function die(msg)
@@ -41,13 +56,77 @@ local function levels(list)
   return out
 end
 
-local function book_record(client, m, now)
+local function book_record(client, m, t)
   local books = {}
   for _, label in ipairs(m.outcomes or {}) do
-    local b = client:book(m.condition_id, { outcome = label })
-    if b then books[label] = { bids = levels(b.bids), asks = levels(b.asks) } end
+    local b, err = client:book(m.condition_id, { outcome = label })
+    if not b then error(tostring(err), 0) end
+    books[label] = { bids = levels(b.bids), asks = levels(b.asks) }
   end
-  return { type = "book", t = now(), market_id = m.condition_id, books = books }
+  return { type = "book", t = t, market_id = m.condition_id, books = books }
+end
+
+-- The writer of a live recording: queue(rec) takes price records and snapshot marks
+-- ({snapshot = true, t}) in arrival order; one task writes them. For the price at the head it
+-- fetches the books (the header's --price-books), then writes them, stamped with that price's
+-- receive time, and after them every price that arrived meanwhile: those prices were sent
+-- before the books were read, so the books are at least as new as each of them (one tick of
+-- the local exchange arrives as several messages: one batch, one set of book requests).
+-- Records leave the queue only once written: flush() writes the prices left (at stop).
+local function writer_queue(client, list, write, mode, is_done)
+  local q, busy = {}, false
+  local by_id = {}
+  for _, m in ipairs(list) do by_id[m.condition_id] = m end
+  local function fetch(ms, t)
+    local recs = {}
+    for _, m in ipairs(ms) do
+      local ok, rec = pcall(book_record, client, m, t)
+      if is_done() then return nil end
+      if ok then recs[#recs + 1] = rec
+      else io.stderr:write("polysim record: book of ", m.condition_id, ": ", tostring(rec), "\n") end
+    end
+    return recs
+  end
+  local function drain()
+    while #q > 0 and not is_done() do
+      local head = q[1]
+      local ms = list
+      if not head.snapshot and mode ~= "all" then
+        ms = {}
+        if mode == "moved" then
+          local seen = {}
+          for _, r in ipairs(q) do
+            local m = not r.snapshot and by_id[r.msg.market_id]
+            if m and not seen[m] then seen[m] = true; ms[#ms + 1] = m end
+          end
+        end
+      end
+      local recs = fetch(ms, head.t)
+      if not recs then break end
+      for _, rec in ipairs(recs) do write(rec) end
+      local n = head.snapshot and 1 or 0
+      if not head.snapshot then
+        while q[n + 1] and not q[n + 1].snapshot do n = n + 1 end
+        for k = 1, n do write(q[k]) end
+      end
+      table.move(q, n + 1, #q + n, 1) -- drop the n written (the tail moves up, nils behind it)
+    end
+    busy = false
+  end
+  local W = {}
+  function W.queue(rec)
+    q[#q + 1] = rec
+    if not busy then
+      busy = true
+      ploop.spawn(drain)
+    end
+  end
+  function W.pending() return #q > 0 end
+  function W.flush()
+    for _, r in ipairs(q) do if not r.snapshot then write(r) end end
+    q = {}
+  end
+  return W
 end
 
 local function choose(client, o)
@@ -105,6 +184,7 @@ end
 function _M.main(args)
   local spec = { ["base-url"] = "string", markets = "string", hot = "number", duration = "number",
     books = "number", o = "string", output = "string", ["from-candles"] = "flag", interval = "string",
+    ["price-books"] = "string",
     days = "number", seed = "number", tick = "number" }
   local a2 = {}
   for i, v in ipairs(args) do a2[i] = (v == "-o") and "--o" or v end
@@ -112,6 +192,8 @@ function _M.main(args)
   if not o then return die(pos) end
   if o.help then io.stdout:write(USAGE); return 0 end
   if #pos > 0 then return die("takes no positional arguments") end
+  local mode = o["price-books"] or "all"
+  if mode ~= "all" and mode ~= "moved" and mode ~= "off" then return die("--price-books must be all, moved or off") end
   local out = o.o or o.output
   if not out then return die("needs -o FILE") end
   local write, f = writer(out)
@@ -129,7 +211,8 @@ function _M.main(args)
   local client = require("polysim").new { api_key = api_key, base_url = base_url }
   local now = log.wallclock
   local status = 0
-  local done = false
+  local done, stopping = false, false
+  local wq
   ploop.spawn(function()
     local ok, err = pcall(function()
       if o["from-candles"] then
@@ -147,20 +230,15 @@ function _M.main(args)
         write { type = "market", t = now(), market = m }
         ids[#ids + 1] = m.condition_id
       end
-      for _, m in ipairs(list) do write(book_record(client, m, now)) end
+      for _, m in ipairs(list) do write(book_record(client, m, now())) end
+      wq = writer_queue(client, list, write, mode, function() return done end)
       client:prices_stream { markets = ids, on_price = function(msg)
-        if not done then write { type = "price", t = now(), msg = msg } end
+        if not done and not stopping then wq.queue { type = "price", t = now(), msg = msg } end
       end }
       local every = o.books or 5
       if every > 0 then
         ploop.every(every, function()
-          if done then return end
-          ploop.spawn(function()
-            for _, m in ipairs(list) do
-              local okb, rec = pcall(book_record, client, m, now)
-              if okb and not done then write(rec) end
-            end
-          end)
+          if not done and not stopping then wq.queue { snapshot = true, t = now() } end
         end)
       end
     end)
@@ -173,7 +251,13 @@ function _M.main(args)
   require("polysim.cli").watch_signals(function(name) stop = name end)
   local t_end = o.duration and (core.monotime() + o.duration)
   while not done and not stop and not (t_end and core.monotime() >= t_end) do ploop.core:step(0.2) end
+  -- the prices still waiting for their books get them (a second at most), then the rest is
+  -- written as it is
+  stopping = true
+  local grace = core.monotime() + 1
+  while wq and not done and wq.pending() and core.monotime() < grace do ploop.core:step(0.05) end
   done = true
+  if wq then wq.flush() end
   f:close()
   if srv then srv:close() end
   return status
