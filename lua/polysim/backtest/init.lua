@@ -242,12 +242,13 @@ function _M.run(o)
   -- on_start saw the file's first prices and books instead: a rebalancer's first round traded
   -- other quantities than the one started live at T)
   if from then
-    while first and first.t < from do
-      local kind = first.type
-      if kind == "price" then apply_price(ex, first.msg)
-      elseif kind == "book" then apply_book(ex, first, path, first_n)
-      elseif kind == "market" then data.fail(path, first_n, "market records must come before the first event") end
-      first, first_n = it()
+    while first and first[2] < from do
+      local kind, x, n = first[1], first[3], first[4]
+      if kind == "price" then apply_price(ex, x)
+      elseif kind == "book" then apply_book(ex, x, path, n)
+      elseif kind == "market" then data.fail(path, n, "market records must come before the first event") end
+      local k1, t1, x1, n1 = it()
+      first = k1 and { k1, t1, x1, n1 } or nil
     end
   end
   local ok, err = rt:start(o.strategy)
