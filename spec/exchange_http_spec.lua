@@ -58,6 +58,19 @@ describe("local exchange front door", function()
     assert(H.client(srv):health())
   end)
 
+  -- The connection's memory pool (server.c CONN_POOL) bounds a request's header block: 14 KB
+  -- of headers, or 7 KB of cookies (MHD keeps a parsed copy), still get their answer; 64 KB
+  -- gets 431 and the server goes on.
+  it("answers a request with 14 KB of headers or 7 KB of cookies; 431 for 64 KB", function()
+    local resp = assert(raw(srv.base_url, "GET", "/v1/health", { ["X-Pad"] = ("p"):rep(14 * 1024) }))
+    assert.equal(200, resp.status)
+    resp = assert(raw(srv.base_url, "GET", "/v1/health", { Cookie = ("c"):rep(7 * 1024) }))
+    assert.equal(200, resp.status)
+    resp = raw(srv.base_url, "GET", "/v1/health", { Cookie = ("c"):rep(64 * 1024) })
+    assert.equal(431, resp and resp.status)
+    assert(H.client(srv):health())
+  end)
+
   it("answers an unknown route with a JSON 404", function()
     local resp = assert(raw(srv.base_url, "GET", "/v1/no/such/thing", { ["X-API-Key"] = key }))
     assert.equal(404, resp.status)
