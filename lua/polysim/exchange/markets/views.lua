@@ -72,6 +72,54 @@ function _M.detail(m, now)
   return d
 end
 
+-- The detail's JSON text, kept per market between changes (perf, issue 13: building the
+-- table and encoding it were ~65k of the ~270k instructions of a GET over HTTP in callgrind).
+-- The key is every value summary/detail read, so any change to the market, by whatever
+-- path, is a miss: keep detail_key in step with the two functions above.
+local encode = (function()
+  local okc, core = pcall(require, "polysim.core")
+  return okc and type(core) == "table" and core.json_encode or nil
+end)()
+local texts = setmetatable({}, { __mode = "k" })  -- market -> { key = {...}, text = "..." }
+
+-- The values go in as they are (nil included: k.n counts them).
+local function detail_key(m, now, k)
+  local lt = m.last_trade
+  k[1], k[2], k[3], k[4], k[5] = m.condition_id, m.slug, m.question, lt, lt and lt.price
+  k[6], k[7], k[8], k[9], k[10] = m.active, m.closed, base.state(m, now), m.is_hot, m.image_url
+  k[11], k[12], k[13], k[14], k[15] = m.binary, m.volume, m.updated_us, m.category, m.fee_bps
+  k[16], k[17], k[18], k[19] = m.end_date, m.event_id, m.event_title, m.resolved_outcome
+  k[20], k[21], k[22], k[23] = m.description, m.tick, m.created_at, #m.outcomes
+  local n = 23
+  for _, o in ipairs(m.outcomes) do
+    k[n + 1], k[n + 2], k[n + 3] = o.label, o.price, o.token_id
+    n = n + 3
+  end
+  k.n = n
+  return k
+end
+
+local scratch = {}
+--- detail_json(m, now): the JSON text of detail(m, now) (nil without the C core's encoder).
+function _M.detail_json(m, now)
+  if not encode then return nil end
+  local key = detail_key(m, now, scratch)
+  local c = texts[m]
+  if c then
+    local ck, n = c.key, key.n
+    local same = ck.n == n
+    if same then
+      for i = 1, n do
+        if ck[i] ~= key[i] then same = false; break end
+      end
+    end
+    if same then return c.text end
+  end
+  local text = encode(_M.detail(m, now))
+  texts[m] = { key = detail_key(m, now, {}), text = text }
+  return text
+end
+
 --- ws_price(m): the WebSocket price message. Besides the LivePrice fields it carries the
 --- last trade (last_trade, last_trade_size, last_trade_side) and per outcome best_bid /
 --- best_ask / last_trade, as the live service's frames do (polysim_sdk/ws.py,
