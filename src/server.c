@@ -812,6 +812,35 @@ static int l_siphash24(lua_State *L) {
     return 1;
 }
 
+/* core.uuid4(a, b) -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" from two 64-bit integers, the
+ * text rng.lua's uuid() formats (which uses this when present). perf (issue 13): every
+ * request gets one for its x-request-id, and string.format's six %x were 11.8k of the 45k
+ * instructions of a health check in callgrind. */
+static int l_uuid4(lua_State *L) {
+    uint64_t a = (uint64_t)luaL_checkinteger(L, 1), b = (uint64_t)luaL_checkinteger(L, 2);
+    static const char hex[] = "0123456789abcdef";
+    char out[36];
+    char *o = out;
+#define PUT(v, ndig)                                                                      \
+    do {                                                                                  \
+        for (int k_ = (ndig) - 1; k_ >= 0; k_--) *o++ = hex[((v) >> (4 * k_)) & 0xf];    \
+    } while (0)
+    PUT(a >> 32, 8);
+    *o++ = '-';
+    PUT((a >> 16) & 0xffff, 4);
+    *o++ = '-';
+    *o++ = '4';
+    PUT(a & 0xfff, 3);
+    *o++ = '-';
+    *o++ = hex[8 + ((b >> 62) & 3)];
+    PUT((b >> 48) & 0xfff, 3);
+    *o++ = '-';
+    PUT(b & 0xffffffffffffull, 12);
+#undef PUT
+    lua_pushlstring(L, out, sizeof out);
+    return 1;
+}
+
 void ps_server_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"port", l_port}, {"close", l_close}, {NULL, NULL},
@@ -826,4 +855,6 @@ void ps_server_open(lua_State *L) {
     lua_setfield(L, -2, "serve");
     lua_pushcfunction(L, l_siphash24);
     lua_setfield(L, -2, "siphash24");
+    lua_pushcfunction(L, l_uuid4);
+    lua_setfield(L, -2, "uuid4");
 }
