@@ -24,7 +24,8 @@
 --             clean?, text_ok?}
 --     -> {status, headers, body (table to encode, or string), encoded?, content_type?, drop?, delay?}
 --     clean: query and headers already hold only string -> string (header names lowercased)
---     and the path no query: they are used as they are, not copied (the front door's tables).
+--     and the path no query: the request is used as it is, not copied, and may be changed
+--     (the front door's tables, made per request).
 --     encoded: the JSON text of body, when the exchange had it already (an idempotency
 --     record); with text_ok the answer may have encoded alone and no body (a kept market
 --     detail): for callers that only pass the body on.

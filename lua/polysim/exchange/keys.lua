@@ -216,6 +216,14 @@ end
 
 -- Rate limits: sliding windows over the timestamps of accepted requests --------------------
 
+-- The limit's text, per limit (a handful of tiers): tostring was 2k instructions a request.
+local limit_texts = {}
+local function limit_text(n)
+  local t = limit_texts[n]
+  if not t then t = tostring(n); limit_texts[n] = t end
+  return t
+end
+
 --- rate(K, ctx, now): nil when allowed (and recorded), or the 429 response. Sets
 --- ctx.rl_headers either way.
 function _M.rate(ctx, now)
@@ -259,11 +267,13 @@ function _M.rate(ctx, now)
   rl[tail] = now
   rl.tail = tail
   in_min = in_min + 1
+  local left = tier.per_minute - in_min
   ctx.rl_headers = {
-    ["X-RateLimit-Limit"] = tostring(tier.per_minute),
-    ["X-RateLimit-Remaining"] = tostring(math.max(0, tier.per_minute - in_min)),
+    ["X-RateLimit-Limit"] = limit_text(tier.per_minute),
+    ["X-RateLimit-Remaining"] = tostring(left > 0 and left or 0),
     ["X-RateLimit-Reset"] = tostring(ceil(rl[head] + 60 - now)),
     ["X-RateLimit-Tier"] = tier.name,
+    ["x-request-id"] = false,   -- a slot for the pipeline's (the table becomes the answer's headers)
   }
   return nil
 end

@@ -82,14 +82,15 @@ local encode = (function()
 end)()
 local texts = setmetatable({}, { __mode = "k" })  -- market -> { key = {...}, text = "..." }
 
--- The values go in as they are (nil included: k.n counts them).
-local function detail_key(m, now, k)
+-- The values go in as they are (nil included: k.n counts them); same_key compares the same
+-- values in the same order without building a key (a hit is the common case).
+local function detail_key(m, now)
   local lt = m.last_trade
-  k[1], k[2], k[3], k[4], k[5] = m.condition_id, m.slug, m.question, lt, lt and lt.price
-  k[6], k[7], k[8], k[9], k[10] = m.active, m.closed, base.state(m, now), m.is_hot, m.image_url
-  k[11], k[12], k[13], k[14], k[15] = m.binary, m.volume, m.updated_us, m.category, m.fee_bps
-  k[16], k[17], k[18], k[19] = m.end_date, m.event_id, m.event_title, m.resolved_outcome
-  k[20], k[21], k[22], k[23] = m.description, m.tick, m.created_at, #m.outcomes
+  local k = { m.condition_id, m.slug, m.question, lt, lt and lt.price,
+    m.active, m.closed, base.state(m, now), m.is_hot, m.image_url,
+    m.binary, m.volume, m.updated_us, m.category, m.fee_bps,
+    m.end_date, m.event_id, m.event_title, m.resolved_outcome,
+    m.description, m.tick, m.created_at, #m.outcomes }
   local n = 23
   for _, o in ipairs(m.outcomes) do
     k[n + 1], k[n + 2], k[n + 3] = o.label, o.price, o.token_id
@@ -99,24 +100,33 @@ local function detail_key(m, now, k)
   return k
 end
 
-local scratch = {}
+local function same_key(k, m, now)
+  local lt = m.last_trade
+  if k[1] ~= m.condition_id or k[2] ~= m.slug or k[3] ~= m.question or k[4] ~= lt
+    or k[5] ~= (lt and lt.price) or k[6] ~= m.active or k[7] ~= m.closed or k[8] ~= base.state(m, now)
+    or k[9] ~= m.is_hot or k[10] ~= m.image_url or k[11] ~= m.binary or k[12] ~= m.volume
+    or k[13] ~= m.updated_us or k[14] ~= m.category or k[15] ~= m.fee_bps or k[16] ~= m.end_date
+    or k[17] ~= m.event_id or k[18] ~= m.event_title or k[19] ~= m.resolved_outcome
+    or k[20] ~= m.description or k[21] ~= m.tick or k[22] ~= m.created_at then
+    return false
+  end
+  local outs = m.outcomes
+  local no = #outs
+  if k[23] ~= no or k.n ~= 23 + 3 * no then return false end
+  for i = 1, no do
+    local o, j = outs[i], 20 + 3 * i
+    if k[j + 1] ~= o.label or k[j + 2] ~= o.price or k[j + 3] ~= o.token_id then return false end
+  end
+  return true
+end
+
 --- detail_json(m, now): the JSON text of detail(m, now) (nil without the C core's encoder).
 function _M.detail_json(m, now)
   if not encode then return nil end
-  local key = detail_key(m, now, scratch)
   local c = texts[m]
-  if c then
-    local ck, n = c.key, key.n
-    local same = ck.n == n
-    if same then
-      for i = 1, n do
-        if ck[i] ~= key[i] then same = false; break end
-      end
-    end
-    if same then return c.text end
-  end
+  if c and same_key(c.key, m, now) then return c.text end
   local text = encode(_M.detail(m, now))
-  texts[m] = { key = detail_key(m, now, {}), text = text }
+  texts[m] = { key = detail_key(m, now), text = text }
   return text
 end
 
