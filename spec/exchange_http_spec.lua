@@ -71,6 +71,25 @@ describe("local exchange front door", function()
     assert(H.client(srv):health())
   end)
 
+  -- server.c sends an answer's Lua string as it is, held by a registry ref until MHD is
+  -- done with it: after the answers are out, none of them is still held.
+  it("holds no answer body once it is sent", function()
+    local function held()
+      local n = 0
+      for k, v in pairs(debug.getregistry()) do
+        if math.type(k) == "integer" and type(v) == "string" and v:find('"condition_id"', 1, true) then n = n + 1 end
+      end
+      return n
+    end
+    local id = ex:pick_market { binary = true, state = "open" }
+    local c = H.client(srv)
+    assert(c:market(id))
+    local before = held()
+    for _ = 1, 200 do assert(c:market(id)) end
+    assert(c:health())                           -- one more turn of the server after the last
+    assert.is_true(held() - before < 5, "bodies still held: " .. held() - before)
+  end)
+
   it("answers an unknown route with a JSON 404", function()
     local resp = assert(raw(srv.base_url, "GET", "/v1/no/such/thing", { ["X-API-Key"] = key }))
     assert.equal(404, resp.status)
