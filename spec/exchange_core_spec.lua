@@ -282,6 +282,18 @@ describe("exchange auth", function()
     assert_error(call(ex, "GET", "/v1/markets", { key = ex.api_key:upper() }), 401, "INVALID_API_KEY")
   end)
 
+  -- keys.lookup remembers verified keys by fingerprint and checks the shape only of others:
+  -- a malformed key keeps its own answer after the good one was seen.
+  it("answers a malformed key the same before and after a good key was verified", function()
+    local function msg(key) return call(ex, "GET", "/v1/markets", { key = key }).body.message end
+    local upper, seven = ex.api_key:upper(), ex.api_key:sub(1, 71) .. "g"
+    local unknown = "ps_live_" .. string.rep("b", 64)
+    local before = { msg(upper), msg(seven), msg(unknown) }
+    assert.are.equal(200, call(ex, "GET", "/v1/markets", { key = ex.api_key }).status)
+    assert.are.same(before, { msg(upper), msg(seven), msg(unknown) })
+    assert.are.same({ "Invalid API key", "Invalid API key", "Invalid, revoked or deactivated API key" }, before)
+  end)
+
   it("rejects a Bearer JWT on the trade surface and accepts it on the dashboard", function()
     local h = { authorization = "Bearer " .. ex.user_token }
     assert_error(call(ex, "GET", "/v1/account/balance", { headers = h }), 401, "INVALID_API_KEY")

@@ -58,6 +58,38 @@ describe("local exchange front door", function()
     assert(H.client(srv):health())
   end)
 
+  -- The connection's memory pool (server.c CONN_POOL) bounds a request's header block: 14 KB
+  -- of headers, or 7 KB of cookies (MHD keeps a parsed copy), still get their answer; 64 KB
+  -- gets 431 and the server goes on.
+  it("answers a request with 14 KB of headers or 7 KB of cookies; 431 for 64 KB", function()
+    local resp = assert(raw(srv.base_url, "GET", "/v1/health", { ["X-Pad"] = ("p"):rep(14 * 1024) }))
+    assert.equal(200, resp.status)
+    resp = assert(raw(srv.base_url, "GET", "/v1/health", { Cookie = ("c"):rep(7 * 1024) }))
+    assert.equal(200, resp.status)
+    resp = raw(srv.base_url, "GET", "/v1/health", { Cookie = ("c"):rep(64 * 1024) })
+    assert.equal(431, resp and resp.status)
+    assert(H.client(srv):health())
+  end)
+
+  -- server.c sends an answer's Lua string as it is, held by a registry ref until MHD is
+  -- done with it: after the answers are out, none of them is still held.
+  it("holds no answer body once it is sent", function()
+    local function held()
+      local n = 0
+      for k, v in pairs(debug.getregistry()) do
+        if math.type(k) == "integer" and type(v) == "string" and v:find('"condition_id"', 1, true) then n = n + 1 end
+      end
+      return n
+    end
+    local id = ex:pick_market { binary = true, state = "open" }
+    local c = H.client(srv)
+    assert(c:market(id))
+    local before = held()
+    for _ = 1, 200 do assert(c:market(id)) end
+    assert(c:health())                           -- one more turn of the server after the last
+    assert.is_true(held() - before < 5, "bodies still held: " .. held() - before)
+  end)
+
   it("answers an unknown route with a JSON 404", function()
     local resp = assert(raw(srv.base_url, "GET", "/v1/no/such/thing", { ["X-API-Key"] = key }))
     assert.equal(404, resp.status)

@@ -138,3 +138,19 @@ describe("core.siphash24", function()
     end
   end)
 end)
+
+describe("core.uuid4", function()
+  it("formats as the Lua version does, for any two integers", function()
+    local core = require "polysim.core"
+    local rng = require "polysim.exchange.rng"
+    local r = rng.new(11)
+    local edge = { 0, -1, 1, math.mininteger, math.maxinteger, 0x0123456789abcdef }
+    for i = 1, 2000 do
+      local a, b = edge[i], edge[#edge + 1 - i]
+      if not a then a, b = r:next(), r:next() end
+      local want = rng.uuid_text(a, b)
+      assert.are.equal(want, core.uuid4(a, b))
+      assert.matches("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x+$", want)
+    end
+  end)
+end)

@@ -20,6 +20,14 @@
 
 #define SERVER_MT "polysim.Server"
 
+/* perf (issue 13): MHD zeroes each connection's memory pool between requests (a memset of
+ * the whole pool, and of the read buffer when it moves); with the default 32 KB that was
+ * 49k of the ~300k instructions of a GET in callgrind, 16 KB saves 26k of them (8 KB: 37k).
+ * 16 KB is Node's header limit: a request's header block up to ~15 KB is answered (cookies
+ * count twice: MHD keeps a parsed copy, so ~7.5 KB of a browser's localhost cookies), a
+ * larger one gets 431; bodies stream through the pool either way. */
+#define CONN_POOL (16 * 1024)
+
 typedef struct pending pending;
 typedef struct conn_rec conn_rec;
 
@@ -70,7 +78,35 @@ struct ps_server {
     double header_timeout;   /* seconds from accept to a first request's complete headers */
     conn_rec *waiting;       /* connections still inside their header timeout, oldest first */
     conn_rec *waiting_tail;
+    struct anchored *released; /* answer bodies MHD is done with, to unref (see body_free) */
 };
+
+/* perf (issue 13): an answer's body is the handler's Lua string itself, held by a registry
+ * ref until MHD frees the response, instead of a copy: the copy of a 1.5 KB market answer
+ * was a malloc above glibc's small bins, which consolidated the fast bins on every request
+ * (malloc_consolidate + _int_malloc ~5% of the server under wrk in perf). MHD frees
+ * responses inside MHD_run or MHD_stop_daemon, where no Lua call may be made: the free
+ * callback only queues the ref, released after MHD_run (release_bodies). */
+typedef struct anchored {
+    struct ps_server *srv;
+    int ref;
+    struct anchored *next;
+} anchored;
+
+static void body_free(void *cls) {
+    anchored *a = cls;
+    a->next = a->srv->released;
+    a->srv->released = a;
+}
+
+static void release_bodies(lua_State *L, struct ps_server *s) {
+    while (s->released) {
+        anchored *a = s->released;
+        s->released = a->next;
+        luaL_unref(L, LUA_REGISTRYINDEX, a->ref);
+        free(a);
+    }
+}
 
 static void waiting_unlink(conn_rec *c) {
     ps_server *s = c->srv;
@@ -131,6 +167,7 @@ static void src_run(void *ud) {
     }
     MHD_run(s->d);
     lua_State *L = ps_loop_state(s->loop);
+    if (L && s->released) release_bodies(L, s);
     if (L && s->ws) ps_wsconn_expire(L, &s->ws);
 }
 
@@ -226,8 +263,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* Builds an MHD response from the handler's answer at the top of the stack. Returns NULL
  * with *drop set when the handler asked to drop the connection. */
-static struct MHD_Response *make_response(lua_State *L, unsigned int *status, int *drop,
-                                          double *delay) {
+static struct MHD_Response *make_response(lua_State *L, ps_server *s, unsigned int *status,
+                                          int *drop, double *delay) {
     int ans = lua_gettop(L);
     *drop = 0;
     *delay = 0;
@@ -246,11 +283,25 @@ static struct MHD_Response *make_response(lua_State *L, unsigned int *status, in
     *status = lua_isinteger(L, -1) ? (unsigned int)lua_tointeger(L, -1) : 200;
     lua_pop(L, 1);
     size_t n = 0;
-    lua_getfield(L, ans, "body");
-    const char *body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &n) : "";
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
-    lua_pop(L, 1);
-    if (!r) return NULL;
+    struct MHD_Response *r = NULL;
+    lua_getfield(L, ans, "body");                      /* ans body */
+    anchored *a = lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) ? malloc(sizeof *a) : NULL;
+    if (a) {
+        const char *body = lua_tolstring(L, -1, &n);
+        r = MHD_create_response_from_buffer_with_free_callback_cls(n, (void *)body, body_free, a);
+        if (!r) {
+            free(a);
+            lua_pop(L, 1);                             /* ans */
+            return NULL;
+        }
+        a->srv = s;
+        a->ref = luaL_ref(L, LUA_REGISTRYINDEX);       /* ans */
+    } else {                                           /* empty, a number, nothing: copied */
+        const char *body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &n) : "";
+        r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+        lua_pop(L, 1);                                 /* ans */
+        if (!r) return NULL;
+    }
     int has_ct = 0;
     if (lua_getfield(L, ans, "headers") == LUA_TTABLE) { /* ans hdrs */
         lua_pushnil(L);
@@ -558,7 +609,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return r;
         }
         lua_settop(L, top + 1);                        /* ans */
-        resp = make_response(L, &status, &drop, &delay);
+        resp = make_response(L, s, &status, &drop, &delay);
     } else {
         static const char msg[] = "{\"error\":\"INTERNAL_ERROR\",\"message\":\"handler failed\"}";
         resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
@@ -610,6 +661,7 @@ static void server_stop(lua_State *L, ps_server *s) {
     }
     s->stopL = L;
     if (s->d) MHD_stop_daemon(s->d);
+    release_bodies(L, s);                              /* the responses it freed */
     s->stopL = NULL;
     s->d = NULL;
     lua_pushnil(L);
@@ -715,6 +767,7 @@ static int l_serve(lua_State *L) {
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_ip,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL,
                             MHD_OPTION_END);
     if (!s->d) {
         s->closed = 1;
@@ -803,6 +856,35 @@ static int l_siphash24(lua_State *L) {
     return 1;
 }
 
+/* core.uuid4(a, b) -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" from two 64-bit integers, the
+ * text rng.lua's uuid() formats (which uses this when present). perf (issue 13): every
+ * request gets one for its x-request-id, and string.format's six %x were 11.8k of the 45k
+ * instructions of a health check in callgrind. */
+static int l_uuid4(lua_State *L) {
+    uint64_t a = (uint64_t)luaL_checkinteger(L, 1), b = (uint64_t)luaL_checkinteger(L, 2);
+    static const char hex[] = "0123456789abcdef";
+    char out[36];
+    char *o = out;
+#define PUT(v, ndig)                                                                      \
+    do {                                                                                  \
+        for (int k_ = (ndig) - 1; k_ >= 0; k_--) *o++ = hex[((v) >> (4 * k_)) & 0xf];    \
+    } while (0)
+    PUT(a >> 32, 8);
+    *o++ = '-';
+    PUT((a >> 16) & 0xffff, 4);
+    *o++ = '-';
+    *o++ = '4';
+    PUT(a & 0xfff, 3);
+    *o++ = '-';
+    *o++ = hex[8 + ((b >> 62) & 3)];
+    PUT((b >> 48) & 0xfff, 3);
+    *o++ = '-';
+    PUT(b & 0xffffffffffffull, 12);
+#undef PUT
+    lua_pushlstring(L, out, sizeof out);
+    return 1;
+}
+
 void ps_server_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"port", l_port}, {"close", l_close}, {NULL, NULL},
@@ -817,4 +899,6 @@ void ps_server_open(lua_State *L) {
     lua_setfield(L, -2, "serve");
     lua_pushcfunction(L, l_siphash24);
     lua_setfield(L, -2, "siphash24");
+    lua_pushcfunction(L, l_uuid4);
+    lua_setfield(L, -2, "uuid4");
 }

@@ -224,6 +224,9 @@ local function make_handler(ex, log, ws)
       local v, err = core.json_decode(req.body)
       if err then req.json_error = err else req.json = v end
     end
+    -- server.c's tables have the normalized shape, and this handler only passes the body on:
+    -- the exchange skips its copies and may answer with JSON text (resp.encoded).
+    req.clean, req.text_ok = true, true
     local ok, resp = pcall(ex.handle, ex, req)
     if not ok then
       if log then log("error", "exchange failed on " .. req.method .. " " .. req.path .. ": " .. tostring(resp)) end
@@ -234,9 +237,9 @@ local function make_handler(ex, log, ws)
     local headers = resp.headers or {}
     local body = resp.body
     if type(body) == "table" then
-      body = core.json_encode(body)
+      body = resp.encoded or core.json_encode(body)
     elseif body == nil then
-      body = ""
+      body = resp.encoded or ""
     end
     if resp.content_type then headers["Content-Type"] = resp.content_type end
     return { status = resp.status or 200, headers = headers, body = body, delay = resp.delay }

@@ -20,8 +20,15 @@
 --   })
 --   ex.api_key, ex.bootstrap_token, ex.user_token (dashboard JWT of the api_key's owner),
 --   ex.user_id (owner of api_key)
---   ex:handle{method, path, query, headers (lowercased names), body, json, json_error}
---     -> {status, headers, body (table to encode, or string), content_type?, drop?, delay?}
+--   ex:handle{method, path, query, headers (lowercased names), body, json, json_error,
+--             clean?, text_ok?}
+--     -> {status, headers, body (table to encode, or string), encoded?, content_type?, drop?, delay?}
+--     clean: query and headers already hold only string -> string (header names lowercased)
+--     and the path no query: the request is used as it is, not copied, and may be changed
+--     (the front door's tables, made per request).
+--     encoded: the JSON text of body, when the exchange had it already (an idempotency
+--     record); with text_ok the answer may have encoded alone and no body (a kept market
+--     detail): for callers that only pass the body on.
 --   ex:tick(dt)  ex:on("price"|"fill", fn)  ex:off(event, fn)  ex:ws_authorize(token, channel)
 --   ex:price_message(market_id) -> the WS price message now (snapshot on subscribe) or nil
 --   ex.ws_connections: the WebSocket glue may keep a count here; GET /v1/status reports it

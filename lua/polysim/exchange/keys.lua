@@ -147,12 +147,16 @@ end
 
 --- lookup(K, raw, now): the active key for raw, or nil, error response.
 function _M.lookup(K, raw, now)
-  if #raw ~= 72 or not raw:match("^ps_live_%x+$") or raw:find("[A-F]") then
-    return nil, errors.api(401, "INVALID_API_KEY", "Invalid API key")
-  end
+  if #raw ~= 72 then return nil, errors.api(401, "INVALID_API_KEY", "Invalid API key") end
+  -- perf (issue 13): a fingerprint already verified is a key whose shape was checked when it
+  -- was first seen; the two pattern scans (15k instructions of a 25k authentication in
+  -- callgrind) run only for the others.
   local fp = siphash.hash(K.sip0, K.sip1, raw)
   local key = K.verified[fp]
   if not key then
+    if not raw:match("^ps_live_%x+$") or raw:find("[A-F]") then
+      return nil, errors.api(401, "INVALID_API_KEY", "Invalid API key")
+    end
     key = K.by_hash[sha256.hex(raw)]
     if key then
       if K.verified_n >= 4096 then K.verified, K.verified_n = {}, 0 end
@@ -212,6 +216,14 @@ end
 
 -- Rate limits: sliding windows over the timestamps of accepted requests --------------------
 
+-- The limit's text, per limit (a handful of tiers): tostring was 2k instructions a request.
+local limit_texts = {}
+local function limit_text(n)
+  local t = limit_texts[n]
+  if not t then t = tostring(n); limit_texts[n] = t end
+  return t
+end
+
 --- rate(K, ctx, now): nil when allowed (and recorded), or the 429 response. Sets
 --- ctx.rl_headers either way.
 function _M.rate(ctx, now)
@@ -255,11 +267,13 @@ function _M.rate(ctx, now)
   rl[tail] = now
   rl.tail = tail
   in_min = in_min + 1
+  local left = tier.per_minute - in_min
   ctx.rl_headers = {
-    ["X-RateLimit-Limit"] = tostring(tier.per_minute),
-    ["X-RateLimit-Remaining"] = tostring(math.max(0, tier.per_minute - in_min)),
+    ["X-RateLimit-Limit"] = limit_text(tier.per_minute),
+    ["X-RateLimit-Remaining"] = tostring(left > 0 and left or 0),
     ["X-RateLimit-Reset"] = tostring(ceil(rl[head] + 60 - now)),
     ["X-RateLimit-Tier"] = tier.name,
+    ["x-request-id"] = false,   -- a slot for the pipeline's (the table becomes the answer's headers)
   }
   return nil
 end

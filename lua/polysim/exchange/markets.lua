@@ -50,6 +50,7 @@ _M.state, _M.outcome_index, _M.resolve_token = base.state, base.outcome_index, b
 _M.new = universe.new
 _M.resolve_updown, _M.walk, _M.set_price = walk.resolve_updown, walk.walk, walk.set_price
 _M.live_price, _M.summary, _M.detail, _M.ws_price = views.live_price, views.summary, views.detail, views.ws_price
+_M.detail_json = views.detail_json
 _M.INTERVALS, _M.candles = views.INTERVALS, views.candles
 _M.UPDOWN_ASSETS, _M.UPDOWN_INTERVALS = updown.UPDOWN_ASSETS, updown.UPDOWN_INTERVALS
 _M.updown_market, _M.updown_view = updown.updown_market, updown.updown_view

@@ -42,22 +42,29 @@ function H.markets(self, _, req, now)
   return ok(out)
 end
 
-local function detail(_, m, req, now)
+-- text: the caller only passes the body on, so the front door (req.text_ok) may have the
+-- kept JSON text instead of a table (markets.detail_json).
+local function detail(_, m, req, now, text)
   local nf = orders.not_yet_visible(m, now)
   if nf then return nf end
+  local with_book = q_bool(req, "include_book", false)
+  if text and req.text_ok and not with_book then
+    local json = markets.detail_json(m, now)
+    if json then return { status = 200, encoded = json } end
+  end
   local d = markets.detail(m, now)
-  if q_bool(req, "include_book", false) then
+  if with_book then
     d.book = book.snapshot(m, 1, 10, false, now)
   end
   return ok(d)
 end
 
-function H.market(self, _, req, now, cid) return detail(self, market_or_404(self, cid, now), req, now) end
+function H.market(self, _, req, now, cid) return detail(self, market_or_404(self, cid, now), req, now, true) end
 
 function H.market_by_slug(self, _, req, now, slug)
   local m = self.U.by_slug[slug]
   if not m then errors.fail(404, "MARKET_NOT_FOUND", "No market with slug " .. slug) end
-  return detail(self, m, req, now)
+  return detail(self, m, req, now, true)
 end
 
 -- {condition_id, primary_token_id, outcome} (polysim_sdk/client.py get_market_by_token), with

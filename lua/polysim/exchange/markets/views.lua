@@ -72,6 +72,64 @@ function _M.detail(m, now)
   return d
 end
 
+-- The detail's JSON text, kept per market between changes (perf, issue 13: building the
+-- table and encoding it were ~65k of the ~270k instructions of a GET over HTTP in callgrind).
+-- The key is every value summary/detail read, so any change to the market, by whatever
+-- path, is a miss: keep detail_key in step with the two functions above.
+local encode = (function()
+  local okc, core = pcall(require, "polysim.core")
+  return okc and type(core) == "table" and core.json_encode or nil
+end)()
+local texts = setmetatable({}, { __mode = "k" })  -- market -> { key = {...}, text = "..." }
+
+-- The values go in as they are (nil included: k.n counts them); same_key compares the same
+-- values in the same order without building a key (a hit is the common case).
+local function detail_key(m, now)
+  local lt = m.last_trade
+  local k = { m.condition_id, m.slug, m.question, lt, lt and lt.price,
+    m.active, m.closed, base.state(m, now), m.is_hot, m.image_url,
+    m.binary, m.volume, m.updated_us, m.category, m.fee_bps,
+    m.end_date, m.event_id, m.event_title, m.resolved_outcome,
+    m.description, m.tick, m.created_at, #m.outcomes }
+  local n = 23
+  for _, o in ipairs(m.outcomes) do
+    k[n + 1], k[n + 2], k[n + 3] = o.label, o.price, o.token_id
+    n = n + 3
+  end
+  k.n = n
+  return k
+end
+
+local function same_key(k, m, now)
+  local lt = m.last_trade
+  if k[1] ~= m.condition_id or k[2] ~= m.slug or k[3] ~= m.question or k[4] ~= lt
+    or k[5] ~= (lt and lt.price) or k[6] ~= m.active or k[7] ~= m.closed or k[8] ~= base.state(m, now)
+    or k[9] ~= m.is_hot or k[10] ~= m.image_url or k[11] ~= m.binary or k[12] ~= m.volume
+    or k[13] ~= m.updated_us or k[14] ~= m.category or k[15] ~= m.fee_bps or k[16] ~= m.end_date
+    or k[17] ~= m.event_id or k[18] ~= m.event_title or k[19] ~= m.resolved_outcome
+    or k[20] ~= m.description or k[21] ~= m.tick or k[22] ~= m.created_at then
+    return false
+  end
+  local outs = m.outcomes
+  local no = #outs
+  if k[23] ~= no or k.n ~= 23 + 3 * no then return false end
+  for i = 1, no do
+    local o, j = outs[i], 20 + 3 * i
+    if k[j + 1] ~= o.label or k[j + 2] ~= o.price or k[j + 3] ~= o.token_id then return false end
+  end
+  return true
+end
+
+--- detail_json(m, now): the JSON text of detail(m, now) (nil without the C core's encoder).
+function _M.detail_json(m, now)
+  if not encode then return nil end
+  local c = texts[m]
+  if c and same_key(c.key, m, now) then return c.text end
+  local text = encode(_M.detail(m, now))
+  texts[m] = { key = detail_key(m, now), text = text }
+  return text
+end
+
 --- ws_price(m): the WebSocket price message. Besides the LivePrice fields it carries the
 --- last trade (last_trade, last_trade_size, last_trade_side) and per outcome best_bid /
 --- best_ask / last_trade, as the live service's frames do (polysim_sdk/ws.py,

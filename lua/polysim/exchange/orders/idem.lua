@@ -27,7 +27,9 @@ local function replay(rec)
   for k, v in pairs(rec.headers or {}) do h[k] = v end
   -- is_error: the pipeline gives a replayed error body the replay's own request_id, the one
   -- in its x-request-id header
-  return { status = rec.status, headers = h, body = core.json_decode(rec.json), is_error = rec.status >= 400 }
+  -- encoded: the front door sends a 200's recorded text as it is
+  return { status = rec.status, headers = h, body = core.json_decode(rec.json), is_error = rec.status >= 400,
+           encoded = rec.status == 200 and rec.json or nil }
 end
 
 -- Memory bounds (issue 10 #8) -------------------------------------------------------------
@@ -126,7 +128,11 @@ function _M.submit(ex, ctx, s, idem_key, now)
   -- as text they cost about 400 bytes where the tables cost 1.4 KB (the 5-minute soak held
   -- +328 MB after 117,662 refused orders).
   if key and resp.status < 500 then
-    _M.idem_put(ex, user, key, record(fp, resp), now)
+    local rec = record(fp, resp)
+    _M.idem_put(ex, user, key, rec, now)
+    -- perf (issue 13): the front door would encode the same body again; only a 200's (an
+    -- error's body gains its request_id later, clob_response rewrites a refusal's)
+    if resp.status == 200 then resp.encoded = rec.json end
   end
   compact(ex, user)
   return resp
