@@ -18,6 +18,7 @@ if port and n then
 end
 
 local n1, n2 = tonumber(arg[1]) or 200, tonumber(arg[2]) or 1200
+os.remove("build/bench/cg_ref.port") -- else the wait below can read the last run's port
 os.execute("build/bench/ref_server bench/market_594.json > build/bench/cg_ref.port & echo $! > build/bench/cg_ref.pid")
 for _ = 1, 100 do
   local f = io.open("build/bench/cg_ref.port")

@@ -18,6 +18,7 @@ local PAR = 64
 local info = assert(core.json_decode(assert(os.getenv "POLYSIM_BENCH_SERVER", "run through bench/run.sh")))
 local id = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
 local f
+os.remove("build/bench/ref.port") -- else the wait below can read the last run's port
 os.execute("build/bench/ref_server bench/market_594.json > build/bench/ref.port & echo $! > build/bench/ref.pid")
 local port
 for _ = 1, 100 do
