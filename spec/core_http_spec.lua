@@ -104,6 +104,31 @@ describe("core.request", function()
     end
   end)
 
+  -- Issue 13: a pooled handle keeps the header lines it sent and reuses them when the next
+  -- request's are the same; any difference (a value, an empty value, a line less, a NUL that
+  -- the kept line's text would hide) must still be sent or refused as without the reuse.
+  it("sends each request's own headers on a handle that kept the last ones", function()
+    local function send(h)
+      local t = core.request { url = H.url(server) .. "/h", headers = h }
+      local r = wait(t)
+      t:close()
+      return r
+    end
+    assert(send { ["X-Z"] = "a", ["X-Y"] = "1" })
+    assert(send { ["X-Z"] = "a", ["X-Y"] = "1" })
+    H.raises("control character", core.request, { url = H.url(server), headers = { ["X-Z"] = "a\0b", ["X-Y"] = "1" } })
+    assert(send { ["X-Z"] = "b", ["X-Y"] = "1" })
+    assert(send { ["X-Z"] = "", ["X-Y"] = "1" })
+    assert(send { ["X-Y"] = "1" })
+    assert(send { ["X-Y"] = "1", ["X-Z"] = "a", ["X-W"] = "w" })
+    assert.equal(6, #seen)
+    local z = {}
+    for i, r in ipairs(seen) do z[i] = r.headers["x-z"] or "-" end
+    assert.same({ "a", "a", "b", "", "-", "a" }, z)
+    assert.equal("w", seen[6].headers["x-w"])
+    for _, r in ipairs(seen) do assert.equal("1", r.headers["x-y"]) end
+  end)
+
   -- Issue 8 bug 7: curl's POSTFIELDS path added "Content-Type: application/x-www-form-urlencoded"
   -- to bodiless DELETE/POST requests.
   it("sends bodiless DELETE and POST without a form Content-Type", function()
