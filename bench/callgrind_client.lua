@@ -5,13 +5,14 @@
 --     starts bench/ref_server, prints instructions a call for client:market(id) incl. the
 --     JSON decode, the plain libcurl easy loop and that loop with polysim's curl options
 --     (bench/curl_raw.c; build both first: bench/run.sh or the cc lines in it)
---   lua5.4 bench/callgrind_client.lua PORT N     (what valgrind runs: N calls)
+--   lua5.4 bench/callgrind_client.lua run PORT N   (what valgrind runs: N calls)
 local polysim = require "polysim"
 local id = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
 local key = string.rep("a", 64)
 
-local port, n = tonumber(arg[1]), tonumber(arg[2])
-if port and n then
+local port, n
+if arg[1] == "run" then
+  port, n = assert(tonumber(arg[2])), assert(tonumber(arg[3]))
   local client = polysim.new { base_url = "http://127.0.0.1:" .. port, api_key = key }
   for _ = 1, n do assert(client:market(id)) end
   return
@@ -42,7 +43,7 @@ local function per_call(fmt)
 end
 
 local url = "http://127.0.0.1:" .. port .. "/v1/markets/" .. id
-local lua = per_call("lua5.4 bench/callgrind_client.lua " .. port .. " %d")
+local lua = per_call("lua5.4 bench/callgrind_client.lua run " .. port .. " %d")
 local plain = per_call("build/bench/curl_raw easy " .. url .. " " .. key .. " %d")
 local opts = per_call("build/bench/curl_raw opts " .. url .. " " .. key .. " %d")
 local pf = io.open("build/bench/cg_ref.pid")

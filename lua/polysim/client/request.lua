@@ -80,15 +80,16 @@ end
 -- it at once and keeps nothing of it, so tasks in flight side by side can share it; the
 -- client's fields are read each time, as users may change them). It lives in the secret
 -- record because it holds the headers, key and all, during a call.
-local function http_attempt(self, secret, method, url, headers, body, fresh)
+local function http_attempt(self, secret, method, url, headers, body, fresh, decode)
   local opts = secret.opts
   if not opts then
     opts = { method = false, url = false, headers = false, body = false, timeout = false,
       connect_timeout = false, max_size = false, user_agent = false, http_version = false,
-      cainfo = false, fresh = false, on_done = false }
+      cainfo = false, fresh = false, decode = false, on_done = false }
     secret.opts = opts
   end
   opts.method, opts.url, opts.headers, opts.body, opts.fresh = method, url, headers, body, fresh
+  opts.decode = decode
   opts.timeout, opts.connect_timeout, opts.max_size = self.timeout, self.connect_timeout, self.max_size
   opts.user_agent, opts.http_version, opts.cainfo = self.user_agent, self.http_version, self.cainfo
   local resp, err = ploop.request(opts) -- sets on_done
@@ -178,7 +179,7 @@ function _M.call(self, secret, method, path, spec)
     stats.attempts = stats.attempts + 1
     local resp, terr
     if transport then resp, terr = transport_attempt(self, method, pq, headers, body)
-    else resp, terr = http_attempt(self, secret, method, url, headers, body, fresh) end
+    else resp, terr = http_attempt(self, secret, method, url, headers, body, fresh, not spec.raw) end
     if resp then
       stats.connections_opened = stats.connections_opened + (resp.connects or 0)
       local rh = resp.headers
@@ -188,8 +189,13 @@ function _M.call(self, secret, method, path, spec)
       local status = resp.status
       if status >= 200 and status < 300 then
         if spec.raw then return resp.body end
-        if resp.body == "" then return {} end
-        local data, jerr = core.json_decode(resp.body)
+        -- decoded by core.request (decode = true) straight from its buffer, or here
+        local data, jerr = resp.data, resp.decode_error
+        if data ~= nil then return data end
+        if not jerr then
+          if resp.body == "" then return {} end
+          data, jerr = core.json_decode(resp.body)
+        end
         if data == nil and jerr then
           stats.errors = stats.errors + 1
           return nil, errors.new { status = status, code = "DECODE_ERROR", method = method,
