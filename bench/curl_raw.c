@@ -106,10 +106,19 @@ int main(int argc, char **argv) {
         curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)par);
         CURL **es = calloc((size_t)par, sizeof *es);
         int started = 0, done = 0, running = 0;
-        for (int i = 0; i < par && started < n; i++, started++) {
+        /* warm up, as the easy loop does: one untimed transfer per handle opens the
+         * connections the timed ones reuse */
+        for (int i = 0; i < par; i++) {
             es[i] = easy(url, h, &bytes);
             curl_multi_add_handle(m, es[i]);
         }
+        do {
+            curl_multi_perform(m, &running);
+            if (running) curl_multi_poll(m, NULL, 0, 1000, NULL);
+        } while (running);
+        for (int i = 0; i < par; i++) curl_multi_remove_handle(m, es[i]);
+        bytes = 0;
+        for (int i = 0; i < par && started < n; i++, started++) curl_multi_add_handle(m, es[i]);
         w0 = wall(), c0 = cpu();
         while (done < n) {
             curl_multi_perform(m, &running);
