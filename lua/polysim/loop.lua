@@ -246,11 +246,11 @@ function _M.request(opts)
   end
   opts.on_done = nil
   local transfer = core.request(opts)
-  while not transfer:done() do
+  repeat -- never done before a step: curl reports the end from one
     -- as in suspend: a callback that raised during this step is somebody else's failure
     local ok, err = pcall(loop.step, loop, 1)
     if not ok then _M.on_error(err, { name = "loop callback" }) end
-  end
+  until transfer:done()
   local resp, err = transfer:result()
   transfer:close()
   return resp, err
