@@ -1,8 +1,57 @@
--- Instruction count per client:market(id) call (issue 13), for callgrind:
---   valgrind --tool=callgrind lua5.4 bench/callgrind_client.lua PORT N
--- Run twice with different N; (Ir(N2) - Ir(N1)) / (N2 - N1) is the per-call cost.
+-- Instructions per client:market(id) call (issue 13), deterministic where bench/client.lua's
+-- timings are not: callgrind counts every instruction of the process; the difference of a
+-- long and a short run, divided by the extra calls, cancels start-up.
+--   lua5.4 bench/callgrind_client.lua [N1 N2]
+--     starts bench/ref_server, prints instructions a call for client:market(id) incl. the
+--     JSON decode, the plain libcurl easy loop and that loop with polysim's curl options
+--     (bench/curl_raw.c; build both first: bench/run.sh or the cc lines in it)
+--   lua5.4 bench/callgrind_client.lua run PORT N   (what valgrind runs: N calls)
 local polysim = require "polysim"
-local port, n = tonumber(arg[1]), tonumber(arg[2]) or 1000
-local client = polysim.new { base_url = "http://127.0.0.1:" .. port, api_key = string.rep("a", 64) }
 local id = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
-for _ = 1, n do assert(client:market(id)) end
+local key = string.rep("a", 64)
+
+local port, n
+if arg[1] == "run" then
+  port, n = assert(tonumber(arg[2])), assert(tonumber(arg[3]))
+  local client = polysim.new { base_url = "http://127.0.0.1:" .. port, api_key = key }
+  for _ = 1, n do assert(client:market(id)) end
+  return
+end
+
+local n1, n2 = tonumber(arg[1]) or 200, tonumber(arg[2]) or 1200
+os.remove("build/bench/cg_ref.port") -- else the wait below can read the last run's port
+os.execute("build/bench/ref_server bench/market_594.json > build/bench/cg_ref.port & echo $! > build/bench/cg_ref.pid")
+for _ = 1, 100 do
+  local f = io.open("build/bench/cg_ref.port")
+  port = f and tonumber(f:read("l") or "")
+  if f then f:close() end
+  if port then break end
+  os.execute("sleep 0.02")
+end
+assert(port, "ref_server did not start (build/bench/ref_server)")
+
+local function collected(cmd)
+  local p = assert(io.popen("valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. cmd .. " 2>&1"))
+  local out = p:read("a")
+  p:close()
+  local ir = out:match("Collected : (%d+)")
+  assert(ir, "valgrind failed: " .. out)
+  return tonumber(ir)
+end
+local function per_call(fmt)
+  return (collected(string.format(fmt, n2)) - collected(string.format(fmt, n1))) / (n2 - n1)
+end
+
+local url = "http://127.0.0.1:" .. port .. "/v1/markets/" .. id
+local lua = per_call("lua5.4 bench/callgrind_client.lua run " .. port .. " %d")
+local plain = per_call("build/bench/curl_raw easy " .. url .. " " .. key .. " %d")
+local opts = per_call("build/bench/curl_raw opts " .. url .. " " .. key .. " %d")
+local pf = io.open("build/bench/cg_ref.pid")
+if pf then os.execute("kill " .. pf:read("l") .. " 2>/dev/null"); pf:close() end
+
+print(string.format("instructions a call (callgrind, %d - %d calls)", n2, n1))
+print(string.format("%-44s %8.0f", "client:market(id) incl. decode", lua))
+print(string.format("%-44s %8.0f", "plain libcurl easy loop", plain))
+print(string.format("%-44s %8.0f", "the same with polysim's curl options", opts))
+print(string.format("%-44s %8.2fx  (%.2fx the loop with the options)", "ratio polysim / plain loop",
+  lua / plain, lua / opts))

@@ -1,6 +1,11 @@
 /* Reference for bench/client.lua: plain libcurl doing the same GET of one URL, the body
- * collected into memory, nothing decoded.
+ * counted, nothing decoded.
  *   curl_raw easy URL API_KEY N        N sequential keep-alive GETs on one easy handle
+ *   curl_raw opts URL API_KEY N        the same with the options polysim's client sets
+ *                                      (compression, User-Agent, timeouts, Accept, no
+ *                                      Expect, protocols, keep-alive probes, TLS verify)
+ *                                      the way a libcurl user sets them: the second
+ *                                      reference, which shows what those options cost curl
  *   curl_raw multi URL API_KEY N PAR   N GETs, PAR transfers in flight on one multi handle
  * Prints: wall_us_per_call cpu_us_per_call bytes_per_call calls_per_s
  * (cpu: getrusage of this process, user + system). */
@@ -10,6 +15,10 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <curl/curl.h>
+
+#ifndef POLYSIM_VERSION
+#define POLYSIM_VERSION "0.2.0"
+#endif
 
 static size_t sink(char *p, size_t s, size_t n, void *ud) {
     (void)p;
@@ -40,6 +49,19 @@ static CURL *easy(const char *url, struct curl_slist *h, size_t *bytes) {
     return e;
 }
 
+/* What src/easy.c and src/http.c ask of curl for a client GET (polysim.new's defaults). */
+static void polysim_options(CURL *e) {
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5001L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15001L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "polysim-lua/" POLYSIM_VERSION);
+}
+
 static int check(CURL *e, CURLcode rc, int i) {
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -52,8 +74,9 @@ static int check(CURL *e, CURLcode rc, int i) {
 
 int main(int argc, char **argv) {
     int multi = argc == 6 && strcmp(argv[1], "multi") == 0;
-    if (!(argc == 5 && strcmp(argv[1], "easy") == 0) && !multi) {
-        fprintf(stderr, "usage: %s easy URL API_KEY N | multi URL API_KEY N PAR\n", argv[0]);
+    int opts = argc == 5 && strcmp(argv[1], "opts") == 0;
+    if (!(argc == 5 && strcmp(argv[1], "easy") == 0) && !multi && !opts) {
+        fprintf(stderr, "usage: %s easy|opts URL API_KEY N | multi URL API_KEY N PAR\n", argv[0]);
         return 2;
     }
     const char *url = argv[2];
@@ -61,11 +84,15 @@ int main(int argc, char **argv) {
     char hdr[256];
     snprintf(hdr, sizeof hdr, "X-API-Key: %s", argv[3]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct curl_slist *h = curl_slist_append(NULL, hdr);
+    struct curl_slist *h = NULL;
+    if (opts) h = curl_slist_append(h, "Accept: application/json");
+    h = curl_slist_append(h, hdr);
+    if (opts) h = curl_slist_append(h, "Expect:");
     size_t bytes = 0;
     double w0, c0, w1, c1;
     if (!multi) {
         CURL *e = easy(url, h, &bytes);
+        if (opts) polysim_options(e);
         for (int i = 0; i < 50; i++) curl_easy_perform(e);       /* warm up */
         bytes = 0;
         w0 = wall(), c0 = cpu();
@@ -79,10 +106,19 @@ int main(int argc, char **argv) {
         curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)par);
         CURL **es = calloc((size_t)par, sizeof *es);
         int started = 0, done = 0, running = 0;
-        for (int i = 0; i < par && started < n; i++, started++) {
+        /* warm up, as the easy loop does: one untimed transfer per handle opens the
+         * connections the timed ones reuse */
+        for (int i = 0; i < par; i++) {
             es[i] = easy(url, h, &bytes);
             curl_multi_add_handle(m, es[i]);
         }
+        do {
+            curl_multi_perform(m, &running);
+            if (running) curl_multi_poll(m, NULL, 0, 1000, NULL);
+        } while (running);
+        for (int i = 0; i < par; i++) curl_multi_remove_handle(m, es[i]);
+        bytes = 0;
+        for (int i = 0; i < par && started < n; i++, started++) curl_multi_add_handle(m, es[i]);
         w0 = wall(), c0 = cpu();
         while (done < n) {
             curl_multi_perform(m, &running);

@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 EXE=${POLYSIM_EXE:-build/bin/polysim}
 mkdir -p build/bench
-cc -O2 -o build/bench/curl_raw bench/curl_raw.c -lcurl
+ver=$(sed -n 's/^#define POLYSIM_VERSION "\(.*\)"/\1/p' src/internal.h)
+cc -O2 -DPOLYSIM_VERSION="\"$ver\"" -o build/bench/curl_raw bench/curl_raw.c -lcurl
 cc -O2 -o build/bench/ref_server bench/ref_server.c
 out=build/bench/serve.out
 rm -f "$out"   # else the wait below can see the last run's line before the shell truncates it

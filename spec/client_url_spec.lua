@@ -24,6 +24,11 @@ describe("base_url", function()
     assert.equal("", core.url_escape "")
     assert.equal("12", core.url_escape(12))
     assert.equal("a%00b%2F%40%5B%60%7B%7F%C3%A9", core.url_escape "a\0b/@[`{\127\195\169")
+    for c = 0, 255 do -- every byte: kept when unreserved, %XX (as curl writes it) otherwise
+      local ch = string.char(c)
+      local want = ch:find("^[A-Za-z0-9%-%._~]$") and ch or string.format("%%%02X", c)
+      assert.equal("x" .. want .. "y", core.url_escape("x" .. ch .. "y"))
+    end
   end)
 
   it("refuses userinfo, even when it reads like a loopback host", function()

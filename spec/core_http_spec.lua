@@ -79,6 +79,56 @@ describe("core.request", function()
     assert.equal("/y", seen[3].path)
   end)
 
+  -- Issue 13: our own Accept-Encoding line (curl skips printing its own) must be what curl
+  -- sends for CURLOPT_ACCEPT_ENCODING "" (here: what the curl command's --compressed sends,
+  -- the same libcurl), once; a caller's own header wins; answers are still decoded.
+  it("sends curl's Accept-Encoding once, a caller's instead, and decodes a gzip answer", function()
+    local zipped = assert(io.popen("printf '%s' '{\"a\":1}' | gzip -c")):read("a")
+    local zserver = H.fixture(function() return { status = 200, body = zipped, headers = { ["Content-Encoding"] = "gzip" } } end)
+    local ok, r = pcall(get, { url = H.url(zserver) .. "/z" })
+    zserver:close()
+    assert(ok, r)
+    assert.equal('{"a":1}', r.body)
+    assert(get {})
+    assert(get { headers = { ["accept-encoding"] = "identity" } })
+    local mine, caller = seen[1].headers["accept-encoding"], seen[2].headers["accept-encoding"]
+    assert.is_string(mine)
+    assert.is_nil(mine:find(",%s*$"))
+    assert.equal("identity", caller)
+    if os.execute("command -v curl >/dev/null 2>&1") then
+      os.execute("curl -s --compressed -o /dev/null " .. H.url(server) .. "/cli >/dev/null 2>&1 &")
+      local deadline = core.monotime() + 5
+      while #seen < 3 and core.monotime() < deadline do loop:step(0.05) end
+      assert.equal(3, #seen, "the curl command did not reach the fixture")
+      assert.equal(seen[3].headers["accept-encoding"], mine)
+    end
+  end)
+
+  -- Issue 13: a pooled handle keeps the header lines it sent and reuses them when the next
+  -- request's are the same; any difference (a value, an empty value, a line less, a NUL that
+  -- the kept line's text would hide) must still be sent or refused as without the reuse.
+  it("sends each request's own headers on a handle that kept the last ones", function()
+    local function send(h)
+      local t = core.request { url = H.url(server) .. "/h", headers = h }
+      local r = wait(t)
+      t:close()
+      return r
+    end
+    assert(send { ["X-Z"] = "a", ["X-Y"] = "1" })
+    assert(send { ["X-Z"] = "a", ["X-Y"] = "1" })
+    H.raises("control character", core.request, { url = H.url(server), headers = { ["X-Z"] = "a\0b", ["X-Y"] = "1" } })
+    assert(send { ["X-Z"] = "b", ["X-Y"] = "1" })
+    assert(send { ["X-Z"] = "", ["X-Y"] = "1" })
+    assert(send { ["X-Y"] = "1" })
+    assert(send { ["X-Y"] = "1", ["X-Z"] = "a", ["X-W"] = "w" })
+    assert.equal(6, #seen)
+    local z = {}
+    for i, r in ipairs(seen) do z[i] = r.headers["x-z"] or "-" end
+    assert.same({ "a", "a", "b", "", "-", "a" }, z)
+    assert.equal("w", seen[6].headers["x-w"])
+    for _, r in ipairs(seen) do assert.equal("1", r.headers["x-y"]) end
+  end)
+
   -- Issue 8 bug 7: curl's POSTFIELDS path added "Content-Type: application/x-www-form-urlencoded"
   -- to bodiless DELETE/POST requests.
   it("sends bodiless DELETE and POST without a form Content-Type", function()

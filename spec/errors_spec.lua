@@ -156,6 +156,12 @@ describe("error decoding", function()
     assert.is_nil(r)
     assert.equal("DECODE_ERROR", err.code)
     assert.equal(200, err.status)
+    -- issue 13: decoded in C from the receive buffer now; the same message as json_decode's
+    assert.equal("response is not valid JSON: " .. select(2, require("polysim.core").json_decode("{not json")), err.message)
+    answer = { status = 200, body = "" }
+    assert.same({}, assert(get()))
+    answer = { status = 200, body = "null" }
+    assert.equal(polysim.null, get())
   end)
 
   it("formats tostring(err) as one line without the key", function()

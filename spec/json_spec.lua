@@ -53,6 +53,25 @@ describe("json", function()
       assert.equal("userdata", type(core.null))
     end)
 
+    -- Issue 13: short decimals take a division instead of strtod; the double must be the one
+    -- strtod gives (Lua's tonumber is strtod), at the edges of the fast path and past them.
+    it("decodes decimals to the same double as strtod", function()
+      local cases = { "0.1", "0.62", "-0.38", "0.01", "1284551.37", "-0.0", "0.000", "9007199254740.992",
+        "900719925474099.3", "9007199254740993.1", "0.1234567890123456789012", "1.0000000000000000000001",
+        "123456789012345678901234.5", "3.14159265358979323846", "1e22", "2.5E-3", "1.7976931348623157e308" }
+      local seed = 13
+      for _ = 1, 2000 do -- random decimals: up to 17 digits before the point and 23 after
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        local ip, fp = tostring(seed % math.tointeger(10 ^ (seed % 18))), tostring(seed * 7919 % 1000000007)
+        cases[#cases + 1] = ip .. "." .. string.rep("0", seed % 13) .. fp
+      end
+      for _, s in ipairs(cases) do
+        local v = decode(s)
+        assert(math.type(v) == "float", s)
+        assert(string.format("%a", v) == string.format("%a", tonumber(s)), s)
+      end
+    end)
+
     it("lets later duplicate keys win", function()
       assert.equal(2, decode('{"a":1,"a":2}').a)
     end)

@@ -385,7 +385,16 @@ lua_State *ps_loop_state(ps_loop *loop) { return loop->L; }
  * it goes to that callback's own handler, else to loop:on_error's, else to stderr (issue 8
  * bug 2: the first error used to be raised from whatever step() ran next). */
 static int l_step(lua_State *L) {
-    ps_loop *loop = ps_loop_check(L, 1);
+    /* perf (issue 13): step holds the loop's metatable as upvalue 1 (ps_loop_open), so the
+     * check of self is a pointer comparison (a blocking client call steps once or twice);
+     * anything else goes through ps_loop_check and its errors. */
+    ps_loop *loop = lua_touserdata(L, 1);
+    int same = 0;
+    if (loop && lua_getmetatable(L, 1)) {              /* loop ... mt */
+        same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!same || loop->closed) loop = ps_loop_check(L, 1);
     double timeout = luaL_optnumber(L, 2, -1);
     lua_State *saved = loop->L;
     loop->L = L;
@@ -584,6 +593,12 @@ void ps_loop_open(lua_State *L) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, global_init);
     ps_newclass(L, LOOP_MT, methods, l_gc, NULL, l_tostring);
+    luaL_getmetatable(L, LOOP_MT);                     /* mt */
+    lua_getfield(L, -1, "__index");                    /* mt methods */
+    lua_pushvalue(L, -2);                              /* mt methods mt */
+    lua_pushcclosure(L, l_step, 1);                    /* mt methods step */
+    lua_setfield(L, -2, "step");                       /* mt methods */
+    lua_pop(L, 2);
     lua_pushcfunction(L, l_get);
     lua_setfield(L, -2, "loop");
     lua_pushcfunction(L, l_now);

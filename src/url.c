@@ -54,17 +54,25 @@ static int l_url_parse(lua_State *L) {
 }
 
 /* core.url_escape(s) -> the percent-encoded string */
+/* RFC 3986 unreserved bytes: ALPHA DIGIT - . _ ~ (what curl_easy_escape leaves alone). */
+#define R10 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+#define R26 R10, R10, 1, 1, 1, 1, 1, 1
+static const unsigned char unreserved[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['0'] = R10, ['A'] = R26, ['a'] = R26,
+};
+#undef R10
+#undef R26
+
 static int l_url_escape(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     if (n > (size_t)0x7fffffff) return luaL_error(L, "url_escape: string too long");
     /* perf (issue 13): ids (0x… condition ids, UUIDs) are all unreserved; curl_easy_escape
-     * appends them byte by byte into a dynbuf (7.5k instructions a call in the profile). */
+     * appends them byte by byte into a dynbuf (7.5k instructions a call in the profile). The
+     * check is one table look-up a byte (the chain of range tests was 1.2k for a 66-byte id). */
     size_t i = 0;
-    while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-                     (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.' || s[i] == '_' ||
-                     s[i] == '~'))
-        i++;
+    while (i < n && unreserved[(unsigned char)s[i]]) i++;
     if (i == n) {
         lua_pushvalue(L, 1);                           /* already a string (checklstring) */
         return 1;

@@ -227,7 +227,8 @@ function _M.new(opts)
     last_request_id = nil,
     _stats = { requests = 0, attempts = 0, retries = 0, connections_opened = 0, errors = 0 },
   }
-  secrets[self] = { api_key = api_key, bearer = opts.bearer }
+  -- opts, key_headers: polysim.client.request's per-client tables (made on first use)
+  secrets[self] = { api_key = api_key, bearer = opts.bearer, opts = false, key_headers = false }
   return setmetatable(self, mt)
 end
 

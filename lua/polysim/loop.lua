@@ -225,45 +225,42 @@ end
 
 -- Waits for core.request(opts) (opts without on_done; this sets it) and returns
 -- transfer:result(). The same wait as await/suspend, written out for the two values of a
--- result: perf (issue 13), the client's every call comes here, and the generic path made
--- three closures and a packed table per call.
+-- result: perf (issue 13), the client's every call comes here. A task's transfer is found
+-- again through `waiting` by one shared on_done (no closure and upvalues per call); outside
+-- a task the loop is stepped until the transfer is done, with no on_done at all. A transfer
+-- never ends inside core.request (curl reports it from a loop step), so there is no early
+-- answer to catch.
 local function check_resumed(first, ...)
   if first == SENTINEL then error("a task was resumed with the loop's sentinel", 2) end
   return first, ...
 end
+local waiting = {} -- transfer -> the task waiting for it
+local function wake_waiting(transfer)
+  local resp, err = transfer:result()
+  transfer:close() -- the connection stays in curl's cache; the buffers can go now
+  local task = waiting[transfer]
+  if task then
+    waiting[transfer] = nil
+    resume(task, resp, err)
+  end
+end
 function _M.request(opts)
   local task = _M.current()
   if task then
-    local state, r1, r2 = "registering", nil, nil
-    opts.on_done = function(transfer)
-      local resp, err = transfer:result()
-      transfer:close() -- the connection stays in curl's cache; the buffers can go now
-      if state == "registering" then
-        state, r1, r2 = "early", resp, err
-      elseif state == "waiting" then
-        state = "woken"
-        resume(task, resp, err)
-      end
-    end
-    core.request(opts)
-    if state == "early" then return r1, r2 end
-    state = "waiting"
-    return check_resumed(coroutine.yield(SENTINEL))
+    opts.on_done = wake_waiting
+    waiting[core.request(opts)] = task
+    return check_resumed(yield(SENTINEL))
   end
-  local done, r1, r2 = false, nil, nil
-  opts.on_done = function(transfer)
-    local resp, err = transfer:result()
-    transfer:close()
-    if done then return end
-    done, r1, r2 = true, resp, err
-  end
-  core.request(opts)
-  while not done do
+  opts.on_done = nil
+  local transfer = core.request(opts)
+  repeat -- never done before a step: curl reports the end from one
     -- as in suspend: a callback that raised during this step is somebody else's failure
     local ok, err = pcall(loop.step, loop, 1)
     if not ok then _M.on_error(err, { name = "loop callback" }) end
-  end
-  return r1, r2
+  until transfer:done()
+  local resp, err = transfer:result()
+  transfer:close()
+  return resp, err
 end
 
 -- Waits for a core transfer made with on_done = nil; returns transfer:result().

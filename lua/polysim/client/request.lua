@@ -76,13 +76,25 @@ local function uniform()
   return (r:byte(1) * 256 + r:byte(2)) / 65535
 end
 
-local function http_attempt(self, method, url, headers, body, fresh)
-  return ploop.request {
-    method = method, url = url, headers = headers, body = body,
-    timeout = self.timeout, connect_timeout = self.connect_timeout, max_size = self.max_size,
-    user_agent = self.user_agent, http_version = self.http_version, cainfo = self.cainfo,
-    fresh = fresh, on_done = false, -- set by ploop.request (the slot keeps the table's size)
-  }
+-- perf (issue 13): one options table per client, refilled per attempt (core.request reads
+-- it at once and keeps nothing of it, so tasks in flight side by side can share it; the
+-- client's fields are read each time, as users may change them). It lives in the secret
+-- record because it holds the headers, key and all, during a call.
+local function http_attempt(self, secret, method, url, headers, body, fresh, decode)
+  local opts = secret.opts
+  if not opts then
+    opts = { method = false, url = false, headers = false, body = false, timeout = false,
+      connect_timeout = false, max_size = false, user_agent = false, http_version = false,
+      cainfo = false, fresh = false, decode = false, on_done = false }
+    secret.opts = opts
+  end
+  opts.method, opts.url, opts.headers, opts.body, opts.fresh = method, url, headers, body, fresh
+  opts.decode = decode
+  opts.timeout, opts.connect_timeout, opts.max_size = self.timeout, self.connect_timeout, self.max_size
+  opts.user_agent, opts.http_version, opts.cainfo = self.user_agent, self.http_version, self.cainfo
+  local resp, err = ploop.request(opts) -- sets on_done
+  opts.headers, opts.body, opts.on_done = nil, nil, nil
+  return resp, err
 end
 
 -- The in-process transport: fn(method, path_with_query, headers, body) -> status, headers,
@@ -118,28 +130,39 @@ end
 function _M.call(self, secret, method, path, spec)
   spec = spec or {}
   local pq = spec.query and path .. query_string(spec.query) or path
-  local headers = { Accept = "application/json" }
+  local headers
   local auth = spec.auth or "key"
+  local body, ikey = spec.body, spec.idempotency_key
   if auth == "key" or (auth == "either" and secret.api_key) then
     if not secret.api_key then
       return nil, errors.new { status = 0, code = "MISSING_API_KEY", method = method, path = path, local_error = true,
         message = "no API key: pass api_key to polysim.new or set POLYSIM_API_KEY" }
     end
-    headers["X-API-Key"] = secret.api_key
+    if body == nil and not ikey and not self.transport then
+      -- perf (issue 13): the headers of a keyed call without a body, made once (core.request
+      -- only reads them; a transport gets a table of its own, which it may change)
+      headers = secret.key_headers
+      if not headers then
+        headers = { Accept = "application/json", ["X-API-Key"] = secret.api_key }
+        secret.key_headers = headers
+      end
+    else
+      headers = { Accept = "application/json", ["X-API-Key"] = secret.api_key }
+    end
   elseif auth == "bearer" or auth == "either" then
     local token = spec.bearer or secret.bearer
     if not token then
       return nil, errors.new { status = 0, code = "MISSING_BEARER", method = method, path = path, local_error = true,
         message = "this call needs a Bearer token (the bearer option)" }
     end
-    headers["Authorization"] = "Bearer " .. token
+    headers = { Accept = "application/json", Authorization = "Bearer " .. token }
+  else
+    headers = { Accept = "application/json" }
   end
-  local body
-  if spec.body ~= nil then
-    body = core.json_encode(spec.body)
+  if body ~= nil then
+    body = core.json_encode(body)
     headers["Content-Type"] = "application/json"
   end
-  local ikey = spec.idempotency_key
   if ikey then headers["Idempotency-Key"] = ikey end
   local may_repeat = retry.idempotent[method] or ikey ~= nil or spec.retry_safe or false
   -- Not safe to repeat: a fresh connection, so that curl never re-sends it by itself.
@@ -156,7 +179,7 @@ function _M.call(self, secret, method, path, spec)
     stats.attempts = stats.attempts + 1
     local resp, terr
     if transport then resp, terr = transport_attempt(self, method, pq, headers, body)
-    else resp, terr = http_attempt(self, method, url, headers, body, fresh) end
+    else resp, terr = http_attempt(self, secret, method, url, headers, body, fresh, not spec.raw) end
     if resp then
       stats.connections_opened = stats.connections_opened + (resp.connects or 0)
       local rh = resp.headers
@@ -166,8 +189,13 @@ function _M.call(self, secret, method, path, spec)
       local status = resp.status
       if status >= 200 and status < 300 then
         if spec.raw then return resp.body end
-        if resp.body == "" then return {} end
-        local data, jerr = core.json_decode(resp.body)
+        -- decoded by core.request (decode = true) straight from its buffer, or here
+        local data, jerr = resp.data, resp.decode_error
+        if data ~= nil then return data end
+        if not jerr then
+          if resp.body == "" then return {} end
+          data, jerr = core.json_decode(resp.body)
+        end
         if data == nil and jerr then
           stats.errors = stats.errors + 1
           return nil, errors.new { status = status, code = "DECODE_ERROR", method = method,
