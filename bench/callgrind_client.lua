@@ -5,7 +5,8 @@
 --     starts bench/ref_server, prints instructions a call for client:market(id) incl. the
 --     JSON decode, the plain libcurl easy loop and that loop with polysim's curl options
 --     (bench/curl_raw.c; build both first: bench/run.sh or the cc lines in it)
---   lua5.4 bench/callgrind_client.lua run PORT N   (what valgrind runs: N calls)
+--   lua5.4 bench/callgrind_client.lua run PORT N [PAR]   (what valgrind runs: N calls, or
+--     N calls from each of PAR tasks in flight, as bench/client.lua's 64-task part)
 local polysim = require "polysim"
 local id = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
 local key = string.rep("a", 64)
@@ -14,7 +15,20 @@ local port, n
 if arg[1] == "run" then
   port, n = assert(tonumber(arg[2])), assert(tonumber(arg[3]))
   local client = polysim.new { base_url = "http://127.0.0.1:" .. port, api_key = key }
-  for _ = 1, n do assert(client:market(id)) end
+  local par = tonumber(arg[4])
+  if not par then
+    for _ = 1, n do assert(client:market(id)) end
+    return
+  end
+  local ploop = require "polysim.loop"
+  local done = 0
+  for _ = 1, par do
+    ploop.spawn(function()
+      for _ = 1, n do assert(client:market(id)) end
+      done = done + 1
+    end)
+  end
+  assert(ploop.run_until(function() return done == par end, 600), "tasks timed out")
   return
 end
 
@@ -38,14 +52,19 @@ local function collected(cmd)
   assert(ir, "valgrind failed: " .. out)
   return tonumber(ir)
 end
-local function per_call(fmt)
-  return (collected(string.format(fmt, n2)) - collected(string.format(fmt, n1))) / (n2 - n1)
+local function per_call(fmt, par)
+  par = par or 1
+  local a, b = n1 // par, n2 // par
+  return (collected(string.format(fmt, b)) - collected(string.format(fmt, a))) / ((b - a) * par)
 end
 
 local url = "http://127.0.0.1:" .. port .. "/v1/markets/" .. id
 local lua = per_call("lua5.4 bench/callgrind_client.lua run " .. port .. " %d")
 local plain = per_call("build/bench/curl_raw easy " .. url .. " " .. key .. " %d")
 local opts = per_call("build/bench/curl_raw opts " .. url .. " " .. key .. " %d")
+local PAR = 64
+local tasks = per_call("lua5.4 bench/callgrind_client.lua run " .. port .. " %d " .. PAR, PAR)
+local multi = per_call("build/bench/curl_raw multi " .. url .. " " .. key .. " %d " .. PAR)
 local pf = io.open("build/bench/cg_ref.pid")
 if pf then os.execute("kill " .. pf:read("l") .. " 2>/dev/null"); pf:close() end
 
@@ -55,3 +74,6 @@ print(string.format("%-44s %8.0f", "plain libcurl easy loop", plain))
 print(string.format("%-44s %8.0f", "the same with polysim's curl options", opts))
 print(string.format("%-44s %8.2fx  (%.2fx the loop with the options)", "ratio polysim / plain loop",
   lua / plain, lua / opts))
+print(string.format("%-44s %8.0f", PAR .. " tasks in flight (client:market)", tasks))
+print(string.format("%-44s %8.0f", "curl-multi loop, " .. PAR .. " transfers", multi))
+print(string.format("%-44s %8.2fx", "ratio tasks / curl-multi", tasks / multi))

@@ -29,6 +29,19 @@ describe("core.request", function()
     return wait(core.request(opts))
   end
 
+  it("hands on_done the request's data with the transfer (nil without it)", function()
+    local token, calls = {}, {}
+    local function on_done(t, data) calls[#calls + 1] = { t = t, data = data } end
+    local a = core.request { url = H.url(server) .. "/a", on_done = on_done, data = token }
+    local b = core.request { url = H.url(server) .. "/b", on_done = on_done }
+    wait(a)
+    wait(b)
+    assert.equal(2, #calls)
+    for _, c in ipairs(calls) do
+      if c.t == a then assert.equal(token, c.data) else assert.equal(b, c.t); assert.is_nil(c.data) end
+    end
+  end)
+
   -- Issue 8 bug 5: "abc\r\nX-Injected: yes" reached the server as a header of its own.
   it("refuses CR/LF in a header value, a header name and the user agent", function()
     H.raises("control character", core.request,

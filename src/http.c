@@ -228,7 +228,8 @@ static void transfer_done(ps_curl_owner *owner, ps_loop *loop, CURL *easy, CURLc
         return;
     }
     lua_pushvalue(L, -3);                              /* transfer on_error on_done transfer */
-    ps_loop_call(loop, L, 1, 0, -3);                      /* transfer on_error */
+    lua_getiuservalue(L, -4, 3);                       /* transfer on_error on_done transfer data */
+    ps_loop_call(loop, L, 2, 0, -4);                   /* transfer on_error */
     lua_pop(L, 2);
 }
 
@@ -361,9 +362,10 @@ static const char *opt_string(lua_State *L, int opts, const char *key, size_t *l
 
 /* core.request{ method=, url=, headers={}, body=, timeout=, connect_timeout=, max_size=,
  *               user_agent=, http_version="1.1"|"2", cainfo=, fresh=bool, decode=bool,
- *               on_done=fn, on_error=fn }
- *   -> transfer. on_done(transfer) runs when it ends; an error it raises goes to
- *   on_error(err), else to loop:on_error. */
+ *               on_done=fn, on_error=fn, data=any }
+ *   -> transfer. on_done(transfer, data) runs when it ends; an error it raises goes to
+ *   on_error(err), else to loop:on_error. perf (issue 13): data lets one shared on_done find
+ *   its caller without a table keyed by transfers (polysim.loop's request). */
 static int l_request(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     ps_loop *loop = ps_loop_get(L);
@@ -388,7 +390,7 @@ static int l_request(lua_State *L) {
     int decode = lua_toboolean(L, -1);
     lua_pop(L, 2);
 
-    ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 2); /* transfer */
+    ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 3); /* transfer */
     memset(t, 0, sizeof *t);
     ps_ws_buf_init(&t->body, NULL, NULL);
     ps_ws_buf_init(&t->hdrs, NULL, NULL);
@@ -398,6 +400,8 @@ static int l_request(lua_State *L) {
     lua_setiuservalue(L, -2, 1);                       /* transfer */
     lua_getfield(L, 1, "on_error");                    /* on_done's errors (else loop:on_error) */
     lua_setiuservalue(L, -2, 2);                       /* transfer */
+    lua_getfield(L, 1, "data");                        /* on_done's second argument */
+    lua_setiuservalue(L, -2, 3);                       /* transfer */
     t->loop = loop;
     t->decode = decode;
     t->owner.done = transfer_done;

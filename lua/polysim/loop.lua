@@ -223,35 +223,33 @@ function _M.suspend(register)
   return table.unpack(results, 1, results.n)
 end
 
--- Waits for core.request(opts) (opts without on_done; this sets it) and returns
+-- Waits for core.request(opts) (opts without on_done and data; this sets them) and returns
 -- transfer:result(). The same wait as await/suspend, written out for the two values of a
--- result: perf (issue 13), the client's every call comes here. A task's transfer is found
--- again through `waiting` by one shared on_done (no closure and upvalues per call); outside
--- a task the loop is stepped until the transfer is done, with no on_done at all. A transfer
+-- result: perf (issue 13), the client's every call comes here. A task's transfer carries
+-- the task (opts.data) to one shared on_done (no closure and upvalues per call); outside a
+-- task the loop is stepped until the transfer is done, with no on_done at all. A transfer
 -- never ends inside core.request (curl reports it from a loop step), so there is no early
--- answer to catch.
+-- answer to catch. perf (issue 13): a table keyed by transfers (the waiting tasks) was
+-- rehashed at almost every insert with 64 in flight (a full 64-slot node part whose dead
+-- keys only a rehash frees: callgrind, luaH_resize ~16k instructions a call of 178k).
 local function check_resumed(first, ...)
   if first == SENTINEL then error("a task was resumed with the loop's sentinel", 2) end
   return first, ...
 end
-local waiting = {} -- transfer -> the task waiting for it
-local function wake_waiting(transfer)
+local function wake_waiting(transfer, task)
   local resp, err = transfer:result()
   transfer:close() -- the connection stays in curl's cache; the buffers can go now
-  local task = waiting[transfer]
-  if task then
-    waiting[transfer] = nil
-    resume(task, resp, err)
-  end
+  resume(task, resp, err)
 end
 function _M.request(opts)
   local task = _M.current()
   if task then
-    opts.on_done = wake_waiting
-    waiting[core.request(opts)] = task
+    opts.on_done, opts.data = wake_waiting, task
+    core.request(opts)
+    opts.data = nil -- the transfer holds the task; the caller's table need not
     return check_resumed(yield(SENTINEL))
   end
-  opts.on_done = nil
+  opts.on_done, opts.data = nil, nil
   local transfer = core.request(opts)
   repeat -- never done before a step: curl reports the end from one
     -- as in suspend: a callback that raised during this step is somebody else's failure

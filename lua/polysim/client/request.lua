@@ -85,7 +85,7 @@ local function http_attempt(self, secret, method, url, headers, body, fresh, dec
   if not opts then
     opts = { method = false, url = false, headers = false, body = false, timeout = false,
       connect_timeout = false, max_size = false, user_agent = false, http_version = false,
-      cainfo = false, fresh = false, decode = false, on_done = false }
+      cainfo = false, fresh = false, decode = false, on_done = false, data = false }
     secret.opts = opts
   end
   opts.method, opts.url, opts.headers, opts.body, opts.fresh = method, url, headers, body, fresh
