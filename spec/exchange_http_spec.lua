@@ -7,13 +7,7 @@ local H = require "helper"
 
 local BIG = 1 << 40
 
--- One raw HTTP exchange through the core (no client-side checks or retries).
-local function raw(base, method, path, headers, body)
-  return polysim.loop.await(function(on_done)
-    core.request { method = method, url = base .. path, headers = headers, body = body,
-      timeout = 5, http_version = "1.1", on_done = on_done }
-  end)
-end
+local raw = H.raw
 
 describe("local exchange front door", function()
   local srv, ex, key

@@ -2,19 +2,13 @@
 -- until any value it shows changes; a placement's answer goes out as the text its
 -- idempotency record holds. Over real loopback HTTP, every answer must still be what the
 -- exchange's tables say at that moment.
-local polysim = require "polysim"
 local core = require "polysim.core"
 local markets = require "polysim.exchange.markets"
 local H = require "helper"
 
 local BIG = 1 << 40
 
-local function raw(base, method, path, headers, body)
-  return polysim.loop.await(function(on_done)
-    core.request { method = method, url = base .. path, headers = headers, body = body,
-      timeout = 5, http_version = "1.1", on_done = on_done }
-  end)
-end
+local raw = H.raw
 
 describe("front door texts", function()
   local srv, ex, key, now, id

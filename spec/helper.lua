@@ -31,6 +31,15 @@ end
 -- environment, so a nested make built into build-cov, or linked libgcov into an install.
 H.MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CFLAGS -u LDFLAGS -u BUILD make -s"
 
+-- One raw HTTP exchange through the core (no client-side checks or retries): the front
+-- door's answer as it is. Inside a task or outside one (polysim.loop.await).
+function H.raw(base, method, path, headers, body)
+  return polysim.loop.await(function(on_done)
+    core.request { method = method, url = base .. path, headers = headers, body = body,
+      timeout = 5, http_version = "1.1", on_done = on_done }
+  end)
+end
+
 function H.url(server) return "http://127.0.0.1:" .. server:port() end
 
 -- Raises unless fn raises an error whose message contains `text` (plain match).
