@@ -60,6 +60,7 @@ build = {
     ["polysim.backtest.run"] = "lua/polysim/backtest/run.lua",
     ["polysim.backtest.sweep"] = "lua/polysim/backtest/sweep.lua",
     ["polysim.backtest.transport"] = "lua/polysim/backtest/transport.lua",
+    ["polysim.backtest.updown"] = "lua/polysim/backtest/updown.lua",
     ["polysim.backtest.watch"] = "lua/polysim/backtest/watch.lua",
     ["polysim.budget"] = "lua/polysim/budget.lua",
     ["polysim.callback"] = "lua/polysim/callback.lua",

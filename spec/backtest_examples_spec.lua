@@ -35,10 +35,36 @@ local EXAMPLES = {
   { name = "mean_reversion", seed = 41 },
   { name = "market_maker", seed = 42 },
   { name = "rebalancer", seed = 33 },
-  -- btc_updown trades on spot ticks and window events, which recordings do not carry yet
-  { name = "btc_updown", seed = 14, pending = "recordings carry no spot ticks or Up/Down window events yet: " ..
-    "a backtest cannot replay btc_updown's decisions" },
+  -- btc_updown bets in a window's last entry_s seconds (60) when spot is min_bps (5) from the
+  -- strike: a 5-minute window would make the live run last up to 5 minutes. Its own params
+  -- make every second of a window an entry and any distance enough, so it bets on the first
+  -- spot tick of the run, on the side spot is on then (the decision the backtest must
+  -- replay from the recorded ticks and windows), and again in the next window if the run
+  -- reaches it. The recorder records BTC spot, its windows' events and the four BTC windows
+  -- that expire next (the current and next 5M ones among them), and one other market.
+  -- Late in a window the side spot is on can cost more than any cap (0.99 here): the market
+  -- order is refused (FOK), no order is listed, and the decision shows only in the log. So
+  -- its decisions are read off both logs too (bet or no bet, side, window), and must agree.
+  { name = "btc_updown", seed = 14, hot = 1, record = "--spot BTC --windows 4",
+    params = { entry_s = "300", min_bps = "0", max_price = "0.99" },
+    decisions = function(text)
+      local list = {}
+      for line in text:gmatch("[^\n]+") do
+        local side, id = line:match("%[btc_updown%] bet (%a+) on (0x%x+)")
+        if side then list[#list + 1] = "bet " .. side .. " " .. id end
+        side, id = line:match("%[btc_updown%] no (%a+) bet on (0x%x+)")
+        if side then list[#list + 1] = "no bet " .. side .. " " .. id end
+      end
+      return list
+    end },
 }
+
+local function param_flags(ex)
+  local list = {}
+  for k, v in pairs(ex.params or {}) do list[#list + 1] = ("--param %s=%s"):format(k, v) end
+  table.sort(list)
+  return table.concat(list, " ")
+end
 
 -- The phase of an exchange's ticks (Unix seconds of one tick), read off the recording: the
 -- emit time of a price message after the subscribe snapshots (which go out at once, off-tick).
@@ -167,8 +193,8 @@ describe("the same file, three ways: live, recorded, backtested", function()
       local rk = assert(ex.client:create_key { name = "recorder" })
       local d = ex.dir
       assert(os.execute(([[unset POLYSIM_BASE_URL LD_PRELOAD
-( POLYSIM_API_KEY=%s timeout -k 5 90 %s record --base-url %s --hot %d --books 0 -o %s > %s 2>&1 &
-  echo $! > %s; wait $!; echo $? > %s ) &]]):format(q(rk.raw_key), q(EXE), q(ex.base_url), HOT,
+( POLYSIM_API_KEY=%s timeout -k 5 90 %s record --base-url %s --hot %d --books 0 %s -o %s > %s 2>&1 &
+  echo $! > %s; wait $!; echo $? > %s ) &]]):format(q(rk.raw_key), q(EXE), q(ex.base_url), ex.hot or HOT, ex.record or "",
         q(d .. "/rec.jsonl"), q(d .. "/rec.out"), q(d .. "/rec.pid"), q(d .. "/rec.rc"))))
     end end
     -- Each live run starts half a tick after its exchange's ticks, so that its timers (every
@@ -183,18 +209,18 @@ describe("the same file, three ways: live, recorded, backtested", function()
       local d = ex.dir
       script[#script + 1] = ([[(
   sleep %.3f
-  POLYSIM_API_KEY=%s timeout -k 5 90 %s run %s --base-url %s --duration %d --no-status --no-reload > %s 2>&1
+  POLYSIM_API_KEY=%s timeout -k 5 90 %s run %s --base-url %s --duration %d --no-status --no-reload %s > %s 2>&1
   echo $? > %s
   kill -TERM $(cat %s)
   while [ ! -s %s ]; do sleep 0.05; done
 ) &]]):format(delay, q(ex.key), q(EXE), q("examples/" .. ex.name .. ".lua"), q(ex.base_url), RUN_S,
-        q(d .. "/run.out"), q(d .. "/run.rc"), q(d .. "/rec.pid"), q(d .. "/rec.rc"))
+        param_flags(ex), q(d .. "/run.out"), q(d .. "/run.rc"), q(d .. "/rec.pid"), q(d .. "/rec.rc"))
     end end
     script[#script + 1] = "wait"
     local launched = os.time()
     assert(os.execute(table.concat(script, "\n")))
     for _, ex in ipairs(EXAMPLES) do if not ex.pending then
-      local r = { name = ex.name, dir = ex.dir, out = slurp(ex.dir .. "/run.out") or "",
+      local r = { name = ex.name, dir = ex.dir, params = ex.params, param_flags = param_flags(ex), out = slurp(ex.dir .. "/run.out") or "",
         rc = tonumber(slurp(ex.dir .. "/run.rc") or ""), rec_out = slurp(ex.dir .. "/rec.out") or "",
         rec_rc = tonumber(slurp(ex.dir .. "/rec.rc") or "") }
       r.live = orders_of(ex.client)
@@ -212,7 +238,7 @@ describe("the same file, three ways: live, recorded, backtested", function()
     -- polysim backtest's own call (polysim.backtest.cli), in this process: its exchange is
     -- read afterwards; the command itself runs too, and must write the same report
     local res = backtest.run { strategy = "examples/" .. r.name .. ".lua", data = r.dir .. "/rec.jsonl", from = r.from,
-      to = r.from + RUN_S,
+      to = r.from + RUN_S, params = r.params,
       log_sink = function(line) logs[#logs + 1] = line end, log_level = "info" }
     local ex = res.exchange
     local client = polysim.new { transport = inproc.transport(ex), api_key = ex.api_key, base_url = "http://127.0.0.1:1" }
@@ -226,13 +252,20 @@ describe("the same file, three ways: live, recorded, backtested", function()
       assert.equal(0, r.rc, r.out)
       assert.equal(0, r.rec_rc, r.rec_out)
       assert(r.from, "no 'started' line in the live run's output:\n" .. r.out)
-      -- a run without orders would prove nothing
-      assert(#r.live > 0, ex.name .. " placed no order live:\n" .. r.out)
       local bt, logs, res = backtested(r)
+      if ex.decisions then
+        local live_d = ex.decisions(r.out)
+        assert(#live_d > 0, ex.name .. " decided nothing live:\n" .. r.out)
+        assert.same(live_d, ex.decisions(logs), "decisions, live log:\n" .. r.out .. "\nbacktest log:\n" .. logs)
+      else
+        -- a run without orders would prove nothing
+        assert(#r.live > 0, ex.name .. " placed no order live:\n" .. r.out)
+      end
       -- the command is the same backtest: byte-identical report files
       local dir = r.dir .. "/report"
-      local out, err, code = btdata.sh(("%s backtest %s --data %s --from %.17g --to %.17g --quiet --report %s"):format(
-        q(EXE), q("examples/" .. ex.name .. ".lua"), q(r.dir .. "/rec.jsonl"), r.from, r.from + RUN_S, q(dir)))
+      local out, err, code = btdata.sh(("%s backtest %s --data %s --from %.17g --to %.17g %s --quiet --report %s"):format(
+        q(EXE), q("examples/" .. ex.name .. ".lua"), q(r.dir .. "/rec.jsonl"), r.from, r.from + RUN_S, r.param_flags,
+        q(dir)))
       assert.equal(0, code, out .. err)
       require("polysim.report").write(r.dir .. "/report_inproc", res)
       for _, f in ipairs { "report.json", "trades.csv", "equity.csv" } do

@@ -6,6 +6,12 @@
 --   {"type":"market","t":T,"market":{MarketDetail}}     metadata, before the market's events
 --   {"type":"price","t":T,"msg":{WebSocket price message: market_id, buy, sell, outcomes...}}
 --   {"type":"book","t":T,"market_id":ID,"books":{"Yes":{"bids":[[p,q],...],"asks":[...]},...}}
+--   {"type":"updown","t":T,"window":{GET /markets/updown row: condition_id, asset, interval,
+--       start_date, end_date, price_to_beat (null until it opens), ...}}   an Up/Down window,
+--       before its events (its market: no market record)
+--   {"type":"spot","t":T,"symbol":"BTC","price":97123.45,"timestamp":ISO,"source":...}
+--   {"type":"window","t":T,"msg":{window lifecycle message: event open|close|resolve|settle,
+--       market_id, asset, interval, price_to_beat, close_price, resolved_outcome, ...}}
 --
 -- A half-written last line (a crash, Ctrl-C) is skipped with a warning; any other bad line is
 -- an error naming the file and line.
@@ -56,6 +62,21 @@ function _M.check(rec, path, n, known, last_t)
         fail(path, n, string.format("crossed book for %s: best bid %s >= best ask %s", tostring(label), bb, ba))
       end
     end
+  elseif kind == "updown" then
+    local w = rec.window
+    if type(w) ~= "table" or type(w.condition_id) ~= "string" then fail(path, n, "updown record without window.condition_id") end
+    for _, f in ipairs { "asset", "interval", "start_date", "end_date" } do
+      if type(w[f]) ~= "string" then fail(path, n, "updown record without window." .. f) end
+    end
+    known[w.condition_id] = true
+  elseif kind == "spot" then
+    if type(rec.symbol) ~= "string" then fail(path, n, "spot record without symbol") end
+    if not tonumber(rec.price) then fail(path, n, "spot record without a price") end
+  elseif kind == "window" then
+    local msg = rec.msg
+    if type(msg) ~= "table" or type(msg.market_id) ~= "string" then fail(path, n, "window record without msg.market_id") end
+    if not known[msg.market_id] then fail(path, n, "unknown window " .. msg.market_id .. " (no updown record before it)") end
+    if type(msg.event) ~= "string" then fail(path, n, "window record without msg.event") end
   else
     fail(path, n, "unknown record type " .. tostring(kind))
   end

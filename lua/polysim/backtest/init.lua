@@ -15,6 +15,7 @@ local ploop = require "polysim.loop"
 local clock_mod = require "polysim.clock"
 local data = require "polysim.backtest.data"
 local transport = require "polysim.backtest.transport"
+local updown = require "polysim.backtest.updown"
 local report = require "polysim.report"
 
 local tostring, type = tostring, type
@@ -182,6 +183,7 @@ function _M.run(o)
     tiers = tiers, bootstrap_plan = tier }
   if not ex then error("recorded markets: " .. tostring(xerr), 0) end
   ex.dirty = {}
+  local ud = updown.new(ex)
   -- the account trades on the requested tier
   local user = ex.K.users[ex.user_id]
   if user and tier ~= "pro" then
@@ -225,7 +227,7 @@ function _M.run(o)
   }
   rt = strategy.new { client = client, clock = clock, feed = feed, params = o.params or {},
     name = o.name, log_sink = o.log_sink, log_level = o.log_level or "warn", quiet = true,
-    stop_grace = 0, on_stop_request = function(reason) o.stop_reason = o.stop_reason or reason end }
+    stop_grace = 0, spot_source = ud.source, on_stop_request = function(reason) o.stop_reason = o.stop_reason or reason end }
   ex:on("fill", function(uid, f) if uid == ex.user_id then rt:deliver(f) end end)
   local sample = o.sample or 60
   local next_sample = clock.now()
@@ -246,6 +248,9 @@ function _M.run(o)
       local kind, x, n = first[1], first[3], first[4]
       if kind == "price" then apply_price(ex, x)
       elseif kind == "book" then apply_book(ex, x, path, n)
+      elseif kind == "updown" then updown.updown(ud, x, path, n)
+      elseif kind == "spot" then updown.spot(ud, x)
+      elseif kind == "window" then updown.window(ud, x)
       elseif kind == "market" then data.fail(path, n, "market records must come before the first event") end
       local k1, t1, x1, n1 = it()
       first = k1 and { k1, t1, x1, n1 } or nil
@@ -263,7 +268,10 @@ function _M.run(o)
   -- one event: kind "price" with x the message, or a record (x) of another kind
   local function step(kind, t, x, n)
     if from and t < from then
-      if kind == "price" then apply_price(ex, x) elseif kind == "book" then apply_book(ex, x, path, n) end
+      if kind == "price" then apply_price(ex, x) elseif kind == "book" then apply_book(ex, x, path, n)
+      elseif kind == "updown" then updown.updown(ud, x, path, n)
+      elseif kind == "spot" then updown.spot(ud, x)
+      elseif kind == "window" then updown.window(ud, x) end
       return
     end
     while next_sample <= t do
@@ -282,6 +290,13 @@ function _M.run(o)
     elseif kind == "book" then
       apply_book(ex, x, path, n)
       match(ex, t)
+    elseif kind == "updown" then
+      updown.updown(ud, x, path, n)
+    elseif kind == "spot" then
+      updown.spot(ud, x, true)
+    elseif kind == "window" then
+      clean(ex)
+      updown.window(ud, x, true, rt)
     elseif kind == "market" then
       data.fail(path, n, "market records must come before the first event")
     end

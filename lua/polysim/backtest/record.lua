@@ -15,7 +15,7 @@
 -- snapshots go through the same writer, so times never go backwards.
 --
 --   polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S]
---                  [--price-books all|moved|off] -o FILE
+--                  [--price-books all|moved|off] [--spot SYM,... [--windows N]] -o FILE
 --   polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
 -- Without POLYSIM_API_KEY and --base-url it records a local exchange started in this process.
 local core = require "polysim.core"
@@ -24,16 +24,19 @@ local log = require "polysim.log"
 
 local _M = {}
 
-local USAGE = [[
+local USAGE = [=[
 usage: polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S]
-                      [--price-books all|moved|off] -o FILE
+                      [--price-books all|moved|off] [--spot SYM,... [--windows N]] -o FILE
        polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
   Records price messages (with receive time), order books every --books seconds (default 5;
   0: none) and the markets' metadata into FILE (JSON Lines, appended; see the README).
   --price-books: with each batch of price messages, the books of every recorded market
   (all, the default), of the markets whose price moved (moved) or none (off), written
   before those prices.
-]]
+  --spot BTC,ETH: also the underlyings' spot ticks (GET /prices/stream), their Up/Down
+  windows' lifecycle messages, and the --windows N (default 2) windows of each that expire
+  next (metadata, prices and books), so that a backtest can replay an Up/Down strategy.
+]=]
 
 local function die(msg)
   io.stderr:write("polysim record: ", msg, "\n")
@@ -91,7 +94,9 @@ local function writer_queue(client, list, write, mode, is_done)
     while #q > 0 and not is_done() do
       local head = q[1]
       local ms = list
-      if not head.snapshot and mode ~= "all" then
+      if not head.snapshot and head.type ~= "price" then
+        ms = {} -- spot ticks and window messages need no books: written as they came
+      elseif not head.snapshot and mode ~= "all" then
         ms = {}
         if mode == "moved" then
           local seen = {}
@@ -106,7 +111,9 @@ local function writer_queue(client, list, write, mode, is_done)
       for _, rec in ipairs(recs) do write(rec) end
       local n = head.snapshot and 1 or 0
       if not head.snapshot then
-        while q[n + 1] and not q[n + 1].snapshot do n = n + 1 end
+        -- a price batch takes what follows it; a run of other records stops at a price
+        local prices = head.type == "price"
+        while q[n + 1] and not q[n + 1].snapshot and (prices or q[n + 1].type ~= "price") do n = n + 1 end
         for k = 1, n do write(q[k]) end
       end
       table.move(q, n + 1, #q + n, 1) -- drop the n written (the tail moves up, nils behind it)
@@ -184,7 +191,7 @@ end
 function _M.main(args)
   local spec = { ["base-url"] = "string", markets = "string", hot = "number", duration = "number",
     books = "number", o = "string", output = "string", ["from-candles"] = "flag", interval = "string",
-    ["price-books"] = "string",
+    ["price-books"] = "string", spot = "string", windows = "number",
     days = "number", seed = "number", tick = "number" }
   local a2 = {}
   for i, v in ipairs(args) do a2[i] = (v == "-o") and "--o" or v end
@@ -230,8 +237,42 @@ function _M.main(args)
         write { type = "market", t = now(), market = m }
         ids[#ids + 1] = m.condition_id
       end
+      local syms = {}
+      for sym in (o.spot or ""):gmatch("[^,%s]+") do syms[#syms + 1] = sym:upper() end
+      local wins = {}
+      for _, sym in ipairs(syms) do
+        local rows, e2 = client:updown_windows { asset = sym, limit = math.tointeger(o.windows) or 2 }
+        if not rows then error("Up/Down windows of " .. sym .. ": " .. tostring(e2), 0) end
+        for _, w in ipairs(rows) do
+          write { type = "updown", t = now(), window = w }
+          wins[w.condition_id] = true
+          list[#list + 1] = { condition_id = w.condition_id, outcomes = { "Up", "Down" } }
+          ids[#ids + 1] = w.condition_id
+        end
+      end
       for _, m in ipairs(list) do write(book_record(client, m, now())) end
       wq = writer_queue(client, list, write, mode, function() return done end)
+      if #syms > 0 then
+        client:spot_stream { crypto = syms,
+          on_spot = function(tick)
+            if done or stopping then return end
+            wq.queue { type = "spot", t = now(), symbol = tick.symbol, price = tick.price,
+              timestamp = tick.timestamp, source = tick.source }
+          end,
+          on_window = function(msg)
+            if done or stopping then return end
+            local id = msg.market_id or msg.condition_id
+            local t = now()
+            if not wins[id] then
+              -- a window that opened meanwhile: its metadata from its own message
+              wins[id] = true
+              wq.queue { type = "updown", t = t, window = { condition_id = id, asset = msg.asset,
+                interval = msg.interval, start_date = msg.start_date, end_date = msg.end_date,
+                price_to_beat = msg.price_to_beat } }
+            end
+            wq.queue { type = "window", t = t, msg = msg }
+          end }
+      end
       client:prices_stream { markets = ids, on_price = function(msg)
         if not done and not stopping then wq.queue { type = "price", t = now(), msg = msg } end
       end }

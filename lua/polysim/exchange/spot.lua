@@ -60,6 +60,7 @@ end
 
 --- advance(S, now): walks every asset to second floor(now) (never backwards).
 function _M.advance(S, now)
+  if S.fed then return false end -- spot comes from elsewhere (feed below): no walk
   local target = floor(now)
   if target <= S.cur then return false end
   local from = S.cur
@@ -78,6 +79,22 @@ function _M.advance(S, now)
       for t in pairs(st.at) do if t < old then st.at[t] = nil end end
     end
   end
+  return true
+end
+
+--- feed(S, sym, price, t): spot set from outside (a backtest's recorded tick of second t,
+--- price a number or decimal string) instead of the walk, from then on (S.fed); a tick on a
+--- 300 s boundary is kept there, where strikes and resolutions read it. False for an unknown
+--- symbol or price.
+function _M.feed(S, sym, price, t)
+  local st = S.assets[sym]
+  local v = tonumber(price)
+  if not st or not v or v <= 0 then return false end
+  S.fed = true
+  st.p = floor(v * st.unit + 0.5)
+  local sec = floor(t)
+  if sec % GRID == 0 then st.at[sec] = st.p end
+  if sec > S.cur then S.cur = sec end
   return true
 end
 

@@ -24,7 +24,8 @@ _M.UPDOWN_INTERVALS = { { "5M", 300 }, { "15M", 900 }, { "1H", 3600 }, { "4H", 1
 --- first use (deterministic from the seed and the window).
 function _M.updown_market(U, asset, name, interval, len, start, now)
   local key = U.seed .. "|updown|" .. asset .. "|" .. interval .. "|" .. start
-  local cid = "0x" .. sha256.hex(key)
+  -- a backtest names its windows as the recording does (U.window_ids, polysim.backtest.updown)
+  local cid = U.window_ids and U.window_ids[asset .. "|" .. interval .. "|" .. start] or "0x" .. sha256.hex(key)
   local m = U.by_id[cid]
   if m then return m end
   local r = rngm.new(key)
