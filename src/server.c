@@ -568,10 +568,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     lua_setfield(L, -2, "method");
     lua_pushstring(L, url);
     lua_setfield(L, -2, "path");
-    lua_newtable(L);
+    /* perf (issue 13): each table made at its final size (MHD counts without an iterator):
+     * the headers of a client's POST (8 or 9) grew theirs through four rehashes, ~4k of
+     * the ~10k instructions push_kv cost a request in callgrind. */
+    lua_createtable(L, 0, MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL));
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, push_kv, L);
     lua_setfield(L, -2, "query");
-    lua_newtable(L);
+    lua_createtable(L, 0, MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL));
     MHD_get_connection_values(conn, MHD_HEADER_KIND, push_kv, L);
     lua_setfield(L, -2, "headers");
     if (ctx->too_large) {
