@@ -22,6 +22,9 @@ local function order_req(i)
   return { method = "POST", path = "/v1/orders", query = {}, headers = headers, json = body }
 end
 assert(ex:handle(order_req(0)).status == 200, "warm-up order failed")
+-- warm-up: whichever loop ran first paid for the heap and the tables growing (the first of
+-- the two loops below measured 5,396 orders/s where the second, doing more, measured 8,200)
+for i = 1, N // 2 do ex:handle(order_req(i)) end
 local t0 = core.monotime()
 for i = 1, N do
   local r = ex:handle(order_req(i))

@@ -563,7 +563,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     lua_rawgetp(L, LUA_REGISTRYINDEX, s);              /* server */
     lua_getiuservalue(L, -1, 1);                       /* server handler */
     lua_remove(L, -2);                                 /* handler */
-    lua_createtable(L, 0, 8);                          /* handler req */
+    /* 12: the 5 fields set here, body or too_large, and what serve.lua and the exchange add
+     * (json or json_error, clean, text_ok): at 8 a POST's table rehashed on the way. */
+    lua_createtable(L, 0, 12);                         /* handler req */
     lua_pushstring(L, method);
     lua_setfield(L, -2, "method");
     lua_pushstring(L, url);

@@ -217,6 +217,7 @@ end
 -- Rate limits: sliding windows over the timestamps of accepted requests --------------------
 
 -- The limit's text, per limit (a handful of tiers): tostring was 2k instructions a request.
+-- The reset's seconds (1..61: the oldest request in the window is under 60 s old) use it too.
 local limit_texts = {}
 local function limit_text(n)
   local t = limit_texts[n]
@@ -271,7 +272,7 @@ function _M.rate(ctx, now)
   ctx.rl_headers = {
     ["X-RateLimit-Limit"] = limit_text(tier.per_minute),
     ["X-RateLimit-Remaining"] = tostring(left > 0 and left or 0),
-    ["X-RateLimit-Reset"] = tostring(ceil(rl[head] + 60 - now)),
+    ["X-RateLimit-Reset"] = limit_text(ceil(rl[head] + 60 - now)),
     ["X-RateLimit-Tier"] = tier.name,
     ["x-request-id"] = false,   -- a slot for the pipeline's (the table becomes the answer's headers)
   }
