@@ -610,7 +610,7 @@ static int push_headers(lua_State *L, const ps_ws_buf *h, int lean) {
  * whose answer is a 2xx with a body has data (the decoded JSON) or decode_error (why it is
  * not JSON) in place of body. A 2xx answer to a transfer made with lean=true (the client's)
  * has in headers only X-RateLimit-Limit/-Remaining/-Reset/-Tier and X-Request-Id, and no
- * headers field when it has none of them. */
+ * headers field when it has none of them; nor http_version and time. */
 static int l_result(lua_State *L) {
     ps_transfer *t = check_transfer(L, 1);
     luaL_argcheck(L, t->state == T_DONE, 1, "transfer is not done");
@@ -623,15 +623,19 @@ static int l_result(lua_State *L) {
     double total = 0;
     if (t->easy) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
         curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+    }
+    /* perf (issue 13): a lean 2xx answer has no http_version or time either (the client
+     * reads neither; ~700 instructions a call with their look-ups). */
+    int lean = t->lean && status >= 200 && status < 300;
+    if (t->easy && !lean) {
+        curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
         curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
     }
-    lua_createtable(L, 0, 6);                          /* resp */
+    lua_createtable(L, 0, lean ? 4 : 6);               /* resp */
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
-    if (push_headers(L, &t->hdrs, t->lean && status >= 200 && status < 300))
-        lua_setfield(L, -2, "headers");
+    if (push_headers(L, &t->hdrs, lean)) lua_setfield(L, -2, "headers");
     /* perf (issue 13): decoded straight from the receive buffer, with no body string made
      * and copied first (the client's every successful call decodes its answer). */
     char jerr[160];
@@ -646,11 +650,12 @@ static int l_result(lua_State *L) {
         lua_pushlstring(L, t->body.data ? (const char *)t->body.data : "", t->body.len);
         lua_setfield(L, -2, "body");
     }
+    lua_pushinteger(L, connects);
+    lua_setfield(L, -2, "connects");
+    if (lean) return 1;
     lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2"
                       : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");
     lua_setfield(L, -2, "http_version");
-    lua_pushinteger(L, connects);
-    lua_setfield(L, -2, "connects");
     lua_pushnumber(L, total);
     lua_setfield(L, -2, "time");
     return 1;
