@@ -6,6 +6,7 @@
  *                                      Expect, protocols, keep-alive probes, TLS verify)
  *                                      the way a libcurl user sets them: the second
  *                                      reference, which shows what those options cost curl
+ *                                      ($CURL_RAW_WITHOUT=name,...: leave some out)
  *   curl_raw multi URL API_KEY N PAR   N GETs, PAR transfers in flight on one multi handle
  * Prints: wall_us_per_call cpu_us_per_call bytes_per_call calls_per_s
  * (cpu: getrusage of this process, user + system). */
@@ -49,17 +50,32 @@ static CURL *easy(const char *url, struct curl_slist *h, size_t *bytes) {
     return e;
 }
 
+/* $CURL_RAW_WITHOUT: a comma-separated list of the options below to leave out (what one
+ * costs curl: bench/callgrind_client.lua options). */
+static int without(const char *name) {
+    const char *w = getenv("CURL_RAW_WITHOUT");
+    size_t n = strlen(name);
+    for (const char *p = w; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
+}
+
 /* What src/easy.c and src/http.c ask of curl for a client GET (polysim.new's defaults). */
 static void polysim_options(CURL *e) {
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5001L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15001L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "polysim-lua/" POLYSIM_VERSION);
+    if (!without("protocols")) curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!without("keepalive")) curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (!without("verify")) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
+    if (!without("timeouts")) {
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5001L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15001L);
+    }
+    if (!without("accept_encoding")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (!without("http_version"))
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (!without("user_agent")) curl_easy_setopt(e, CURLOPT_USERAGENT, "polysim-lua/" POLYSIM_VERSION);
 }
 
 static int check(CURL *e, CURLcode rc, int i) {
@@ -85,9 +101,9 @@ int main(int argc, char **argv) {
     snprintf(hdr, sizeof hdr, "X-API-Key: %s", argv[3]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct curl_slist *h = NULL;
-    if (opts) h = curl_slist_append(h, "Accept: application/json");
+    if (opts && !without("accept")) h = curl_slist_append(h, "Accept: application/json");
     h = curl_slist_append(h, hdr);
-    if (opts) h = curl_slist_append(h, "Expect:");
+    if (opts && !without("expect")) h = curl_slist_append(h, "Expect:");
     size_t bytes = 0;
     double w0, c0, w1, c1;
     if (!multi) {

@@ -29,6 +29,36 @@ describe("core.request", function()
     return wait(core.request(opts))
   end
 
+  it("lean = true: a 2xx answer keeps only the client's headers (none: no headers field)", function()
+    local answer
+    local srv <close> = H.fixture(function() return answer end)
+    local url = H.url(srv) .. "/l"
+    answer = { status = 200, body = "{}", headers = { ["X-Request-Id"] = "r-1", ["X-RateLimit-Tier"] = "pro",
+      ["X-RateLimit-Remaining"] = "7", ["X-Other"] = "o", ["X-Request-Idx"] = "no" } }
+    local r = wait(core.request { url = url, lean = true, decode = true })
+    assert.same({ ["x-request-id"] = "r-1", ["x-ratelimit-tier"] = "pro", ["x-ratelimit-remaining"] = "7" }, r.headers)
+    assert.same({}, r.data)
+    assert.is_nil(r.http_version)
+    assert.is_nil(r.time)
+    assert.equal("integer", math.type(r.connects))
+    -- the same answer without lean: every header
+    r = wait(core.request { url = url, decode = true })
+    assert.equal("1.1", r.http_version)
+    assert.equal("number", type(r.time))
+    assert.equal("o", r.headers["x-other"])
+    assert.equal("no", r.headers["x-request-idx"])
+    answer = { status = 200, body = "{}", headers = { ["X-Other"] = "o" } }
+    r = wait(core.request { url = url, lean = true, decode = true })
+    assert.is_nil(r.headers)
+    assert.equal(200, r.status)
+    -- not a 2xx: all of them, as the error path reads them
+    answer = { status = 404, body = "{}", headers = { ["X-Other"] = "o", ["X-Request-Id"] = "r-2" } }
+    r = wait(core.request { url = url, lean = true, decode = true })
+    assert.equal("o", r.headers["x-other"])
+    assert.equal("r-2", r.headers["x-request-id"])
+    assert.equal("1.1", r.http_version)
+  end)
+
   it("hands on_done the request's data with the transfer (nil without it)", function()
     local token, calls = {}, {}
     local function on_done(t, data) calls[#calls + 1] = { t = t, data = data } end

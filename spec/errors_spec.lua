@@ -132,6 +132,22 @@ describe("error decoding", function()
     assert.same({ limit = 20, remaining = 7, reset = 1700000000, tier = "pro" }, client.ratelimit)
   end)
 
+  it("keeps the last answer's X-Request-Id, and the last X-RateLimit-* seen", function()
+    answer = { status = 200, headers = { ["X-Request-Id"] = "req-1", ["X-RateLimit-Limit"] = "20",
+      ["X-RateLimit-Remaining"] = "7" }, body = "{}" }
+    assert(get())
+    assert.equal("req-1", client.last_request_id)
+    assert.same({ limit = 20, remaining = 7 }, client.ratelimit)
+    answer = { status = 200, headers = { ["X-Other"] = "x" }, body = "{}" }
+    assert(get())
+    assert.is_nil(client.last_request_id)
+    assert.same({ limit = 20, remaining = 7 }, client.ratelimit)
+    answer = { status = 400, headers = { ["X-Request-Id"] = "req-3" }, body = '{"error":"MARKET_CLOSED","message":"closed"}' }
+    local _, err = get()
+    assert.equal("req-3", client.last_request_id)
+    assert.equal("req-3", err.request_id)
+  end)
+
   it("does not retry 4xx answers", function()
     answer = { status = 400, body = '{"error":"MARKET_CLOSED","message":"closed"}' }
     local _, err = get()

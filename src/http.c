@@ -34,6 +34,7 @@ typedef struct {
     int pin;                 /* registry ref while running */
     int plain;               /* a plain GET or POST: h->sig holds its invariant options */
     int decode;              /* opts.decode: result() decodes a 2xx JSON body (l_result) */
+    int lean;                /* opts.lean: a 2xx result has only the client's headers */
     CURLcode result;
     char method[16];
     char errbuf[CURL_ERROR_SIZE];
@@ -289,6 +290,26 @@ static void init_accept_encoding(void) {
     accept_encoding_len = (size_t)(o - accept_encoding);
 }
 
+/* perf (issue 13): l_request's option names are its upvalues, interned once (ps_http_open),
+ * so a read is lua_gettable with the key at hand: lua_getfield found each name again
+ * through the string cache, ~16 a request (callgrind: ~2.2k instructions of l_request's
+ * 9k). lua_gettable, as lua_getfield, honours a metatable on opts. */
+enum {
+    K_URL = 1, K_METHOD, K_BODY, K_USER_AGENT, K_HTTP_VERSION, K_CAINFO, K_TIMEOUT,
+    K_CONNECT_TIMEOUT, K_MAX_SIZE, K_FRESH, K_DECODE, K_LEAN, K_ON_DONE, K_ON_ERROR, K_DATA,
+    K_HEADERS, K_COUNT
+};
+static const char *const opt_keys[K_COUNT] = {
+    NULL, "url", "method", "body", "user_agent", "http_version", "cainfo", "timeout",
+    "connect_timeout", "max_size", "fresh", "decode", "lean", "on_done", "on_error", "data",
+    "headers",
+};
+
+static int opt_get(lua_State *L, int key) {            /* pushes opts[key] */
+    lua_pushvalue(L, lua_upvalueindex(key));
+    return lua_gettable(L, 1);
+}
+
 /* Compares lines with a kept list instead of adding them (request_headers). */
 typedef struct {
     const struct curl_slist *next;   /* the kept line the next one must equal */
@@ -319,7 +340,7 @@ static void header_line(lua_State *L, ps_transfer *t, hlines *cmp, const char *n
  * to t->headers, or with cmp only compared with a kept list. */
 static void request_headers(lua_State *L, ps_transfer *t, hlines *cmp, int bodiless) {
     int has_ctype = 0, has_ae = 0;
-    lua_getfield(L, 1, "headers");                     /* ... headers */
+    opt_get(L, K_HEADERS);                             /* ... headers */
     if (!lua_isnil(L, -1)) {
         luaL_checktype(L, -1, LUA_TTABLE);
         lua_pushnil(L);
@@ -346,15 +367,15 @@ static void request_headers(lua_State *L, ps_transfer *t, hlines *cmp, int bodil
     if (bodiless && !has_ctype) header_line(L, t, cmp, "Content-Type", 12, NULL, 0);
 }
 
-static double opt_number(lua_State *L, int opts, const char *key, double dflt) {
-    lua_getfield(L, opts, key);
+static double opt_number(lua_State *L, int key, double dflt) {
+    opt_get(L, key);
     double v = luaL_opt(L, luaL_checknumber, -1, dflt);
     lua_pop(L, 1);
     return v;
 }
 
-static const char *opt_string(lua_State *L, int opts, const char *key, size_t *len) {
-    lua_getfield(L, opts, key);
+static const char *opt_string(lua_State *L, int key, size_t *len) {
+    opt_get(L, key);
     const char *v = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, len);
     lua_pop(L, 1);                                     /* string stays alive: opts holds it */
     return v;
@@ -362,7 +383,7 @@ static const char *opt_string(lua_State *L, int opts, const char *key, size_t *l
 
 /* core.request{ method=, url=, headers={}, body=, timeout=, connect_timeout=, max_size=,
  *               user_agent=, http_version="1.1"|"2", cainfo=, fresh=bool, decode=bool,
- *               on_done=fn, on_error=fn, data=any }
+ *               lean=bool, on_done=fn, on_error=fn, data=any }
  *   -> transfer. on_done(transfer, data) runs when it ends; an error it raises goes to
  *   on_error(err), else to loop:on_error. perf (issue 13): data lets one shared on_done find
  *   its caller without a table keyed by transfers (polysim.loop's request). */
@@ -370,25 +391,27 @@ static int l_request(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     ps_loop *loop = ps_loop_get(L);
     size_t blen = 0;
-    const char *url = opt_string(L, 1, "url", NULL);
+    const char *url = opt_string(L, K_URL, NULL);
     luaL_argcheck(L, url != NULL, 1, "url is required");
-    const char *method = opt_string(L, 1, "method", NULL);
+    const char *method = opt_string(L, K_METHOD, NULL);
     if (!method) method = "GET";
     luaL_argcheck(L, strlen(method) < 16, 1, "method too long");
-    const char *body = opt_string(L, 1, "body", &blen);
+    const char *body = opt_string(L, K_BODY, &blen);
     size_t ualen = 0;
-    const char *ua = opt_string(L, 1, "user_agent", &ualen);
-    const char *httpv = opt_string(L, 1, "http_version", NULL);
-    const char *cainfo = opt_string(L, 1, "cainfo", NULL);
-    double timeout = opt_number(L, 1, "timeout", 30);
-    double ctimeout = opt_number(L, 1, "connect_timeout", 10);
+    const char *ua = opt_string(L, K_USER_AGENT, &ualen);
+    const char *httpv = opt_string(L, K_HTTP_VERSION, NULL);
+    const char *cainfo = opt_string(L, K_CAINFO, NULL);
+    double timeout = opt_number(L, K_TIMEOUT, 30);
+    double ctimeout = opt_number(L, K_CONNECT_TIMEOUT, 10);
     luaL_argcheck(L, timeout >= 0 && ctimeout >= 0, 1, "timeouts must be non-negative numbers");
-    double max_size = opt_number(L, 1, "max_size", (double)DEFAULT_MAX_SIZE);
-    lua_getfield(L, 1, "fresh");
+    double max_size = opt_number(L, K_MAX_SIZE, (double)DEFAULT_MAX_SIZE);
+    opt_get(L, K_FRESH);
     int fresh = lua_toboolean(L, -1);
-    lua_getfield(L, 1, "decode");
+    opt_get(L, K_DECODE);
     int decode = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    opt_get(L, K_LEAN);
+    int lean = lua_toboolean(L, -1);
+    lua_pop(L, 3);
 
     ps_transfer *t = lua_newuserdatauv(L, sizeof *t, 3); /* transfer */
     memset(t, 0, sizeof *t);
@@ -396,21 +419,19 @@ static int l_request(lua_State *L) {
     ps_ws_buf_init(&t->hdrs, NULL, NULL);
     t->pin = LUA_NOREF;
     luaL_setmetatable(L, TRANSFER_MT);
-    lua_getfield(L, 1, "on_done");
+    opt_get(L, K_ON_DONE);
     lua_setiuservalue(L, -2, 1);                       /* transfer */
-    lua_getfield(L, 1, "on_error");                    /* on_done's errors (else loop:on_error) */
+    opt_get(L, K_ON_ERROR);                    /* on_done's errors (else loop:on_error) */
     lua_setiuservalue(L, -2, 2);                       /* transfer */
-    lua_getfield(L, 1, "data");                        /* on_done's second argument */
+    opt_get(L, K_DATA);                        /* on_done's second argument */
     lua_setiuservalue(L, -2, 3);                       /* transfer */
     t->loop = loop;
     t->decode = decode;
+    t->lean = lean;
     t->owner.done = transfer_done;
     luaL_argcheck(L, ps_number_to_size(max_size, &t->max_size) == 0, 1,
                   "max_size must be a non-negative number");
     strcpy(t->method, method);
-    if (ua)
-        luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
-                      "user_agent has a control character (CR/LF not allowed)");
     int httpv_code = httpv && strcmp(httpv, "1.1") == 0 ? CURL_HTTP_VERSION_1_1
                                                         : CURL_HTTP_VERSION_2TLS;
     long ctimeout_ms = ctimeout > 0 ? ps_secs_to_ms(ctimeout) + 1 : 0L;
@@ -425,6 +446,11 @@ static int l_request(lua_State *L) {
     t->plain = kind && !fresh && make_sig(sig, &siglen, kind, ctimeout_ms, httpv_code, ua, ualen, cainfo);
     int configured;
     if (!easy_get(t, sig, siglen, &configured)) return luaL_error(L, "request: cannot create a curl handle");
+    /* A configured handle was set up with these very bytes (the signature holds them), checked
+     * then; raising here leaves the handle with t, whose close puts it back. */
+    if (ua && !configured)
+        luaL_argcheck(L, ps_header_value_ok(ua, ualen), 1,
+                      "user_agent has a control character (CR/LF not allowed)");
 
     /* perf (issue 13): the lines this handle sent last time are kept; when this request's
      * lines are the same (the client's every GET: Accept, the key, ours), they go again
@@ -500,16 +526,37 @@ add:;
     return 1;
 }
 
-/* Parses the raw header block into { lowercase-name = value } (repeats joined by ", "). */
-static void push_headers(lua_State *L, const ps_ws_buf *h) {
+/* The headers a lean result keeps (polysim.client reads only these of a 2xx answer:
+ * core.decode_ratelimit's four and the request id). */
+static int client_header(const char *lname, size_t nn) {
+    static const char *const names[] = {"x-ratelimit-limit", "x-ratelimit-remaining",
+                                        "x-ratelimit-reset", "x-ratelimit-tier", "x-request-id"};
+    if (nn < 12 || lname[0] != 'x' || lname[1] != '-') return 0;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        if (strlen(names[k]) == nn && memcmp(names[k], lname, nn) == 0) return 1;
+    return 0;
+}
+
+/* Parses the raw header block into { lowercase-name = value } (repeats joined by ", ");
+ * lean: only client_header's, and no table at all (0 returned, nothing pushed) when there
+ * are none of them. perf (issue 13): a client call's answer had a table of every header
+ * (callgrind: its strings, inserts and collection, then core.decode_ratelimit's look-ups,
+ * ~3k instructions a call for the two headers of bench/ref_server, more for a real
+ * server's ten); the client reads five names, and most answers carry none of them. */
+static int push_headers(lua_State *L, const ps_ws_buf *h, int lean) {
     const char *p = (const char *)h->data, *end = p ? p + h->len : NULL;
-    /* perf (issue 13): sized once for the lines there are (growing from empty rehashed the
-     * table at 1, 2, 4 and 8 entries: push_headers was 16k instructions an order answer). */
-    int lines = 0;
-    for (const char *c = p; c && c < end && (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++)
-        lines++;
-    lua_createtable(L, 0, lines > 1 ? lines - 1 : 0); /* hdrs (the status line is no header) */
-    if (!p) return;
+    int have = 0;                                      /* the table is on the stack */
+    if (!lean) {
+        /* perf (issue 13): sized once for the lines there are (growing from empty rehashed
+         * the table at 1, 2, 4 and 8 entries: push_headers was 16k instructions an order
+         * answer). */
+        int lines = 0;
+        for (const char *c = p; c && c < end && (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++)
+            lines++;
+        lua_createtable(L, 0, lines > 1 ? lines - 1 : 0); /* hdrs (the status line is no header) */
+        have = 1;
+    }
+    if (!p) return have;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     p = eol ? eol + 1 : end;                           /* skip the status line */
     while (p < end) {
@@ -524,8 +571,14 @@ static void push_headers(lua_State *L, const ps_ws_buf *h) {
             if (nn <= sizeof lname) {
                 for (size_t i = 0; i < nn; i++)
                     lname[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+                if (lean && !client_header(lname, nn)) goto next;
+                if (!have) {
+                    lua_createtable(L, 0, 2);          /* hdrs */
+                    have = 1;
+                }
                 lua_pushlstring(L, lname, nn);         /* hdrs name */
             } else {
+                if (lean) goto next;                   /* none of client_header's */
                 luaL_Buffer name;
                 luaL_buffinit(L, &name);
                 for (const char *c = p; c < colon; c++)
@@ -546,14 +599,18 @@ static void push_headers(lua_State *L, const ps_ws_buf *h) {
             }
             lua_rawset(L, -3);                         /* hdrs */
         }
+    next:
         p = eol ? eol + 1 : end;
     }
+    return have;
 }
 
 /* transfer:result() -> response | nil, err (transport failure). The response is
  * { status, headers, body, http_version, connects, time }; a transfer made with decode=true
  * whose answer is a 2xx with a body has data (the decoded JSON) or decode_error (why it is
- * not JSON) in place of body. */
+ * not JSON) in place of body. A 2xx answer to a transfer made with lean=true (the client's)
+ * has in headers only X-RateLimit-Limit/-Remaining/-Reset/-Tier and X-Request-Id, and no
+ * headers field when it has none of them; nor http_version and time. */
 static int l_result(lua_State *L) {
     ps_transfer *t = check_transfer(L, 1);
     luaL_argcheck(L, t->state == T_DONE, 1, "transfer is not done");
@@ -566,15 +623,19 @@ static int l_result(lua_State *L) {
     double total = 0;
     if (t->easy) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
         curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+    }
+    /* perf (issue 13): a lean 2xx answer has no http_version or time either (the client
+     * reads neither; ~700 instructions a call with their look-ups). */
+    int lean = t->lean && status >= 200 && status < 300;
+    if (t->easy && !lean) {
+        curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
         curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
     }
-    lua_createtable(L, 0, 6);                          /* resp */
+    lua_createtable(L, 0, lean ? 4 : 6);               /* resp */
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
-    push_headers(L, &t->hdrs);
-    lua_setfield(L, -2, "headers");
+    if (push_headers(L, &t->hdrs, lean)) lua_setfield(L, -2, "headers");
     /* perf (issue 13): decoded straight from the receive buffer, with no body string made
      * and copied first (the client's every successful call decodes its answer). */
     char jerr[160];
@@ -589,11 +650,12 @@ static int l_result(lua_State *L) {
         lua_pushlstring(L, t->body.data ? (const char *)t->body.data : "", t->body.len);
         lua_setfield(L, -2, "body");
     }
+    lua_pushinteger(L, connects);
+    lua_setfield(L, -2, "connects");
+    if (lean) return 1;
     lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2"
                       : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");
     lua_setfield(L, -2, "http_version");
-    lua_pushinteger(L, connects);
-    lua_setfield(L, -2, "connects");
     lua_pushnumber(L, total);
     lua_setfield(L, -2, "time");
     return 1;
@@ -649,7 +711,9 @@ void ps_http_open(lua_State *L) {
     lua_pushvalue(L, -2);                              /* mt methods mt */
     luaL_setfuncs(L, methods, 1);                      /* mt methods: again, mt as upvalue */
     lua_pop(L, 2);
-    lua_pushcfunction(L, l_request);
+    luaL_checkstack(L, K_COUNT, "core.request's keys");
+    for (int k = 1; k < K_COUNT; k++) lua_pushstring(L, opt_keys[k]); /* core keys... */
+    lua_pushcclosure(L, l_request, K_COUNT - 1);      /* core request */
     lua_setfield(L, -2, "request");
     lua_pushstring(L, curl_version());
     lua_setfield(L, -2, "curl_version");

@@ -85,11 +85,12 @@ local function http_attempt(self, secret, method, url, headers, body, fresh, dec
   if not opts then
     opts = { method = false, url = false, headers = false, body = false, timeout = false,
       connect_timeout = false, max_size = false, user_agent = false, http_version = false,
-      cainfo = false, fresh = false, decode = false, on_done = false, data = false }
+      cainfo = false, fresh = false, decode = false, lean = false, on_done = false, data = false }
     secret.opts = opts
   end
   opts.method, opts.url, opts.headers, opts.body, opts.fresh = method, url, headers, body, fresh
-  opts.decode = decode
+  -- lean: a 2xx answer's headers are only the ones read below (ratelimit, request id)
+  opts.decode, opts.lean = decode, decode
   opts.timeout, opts.connect_timeout, opts.max_size = self.timeout, self.connect_timeout, self.max_size
   opts.user_agent, opts.http_version, opts.cainfo = self.user_agent, self.http_version, self.cainfo
   local resp, err = ploop.request(opts) -- sets on_done
@@ -183,9 +184,13 @@ function _M.call(self, secret, method, path, spec)
     if resp then
       stats.connections_opened = stats.connections_opened + (resp.connects or 0)
       local rh = resp.headers
-      local rl = core.decode_ratelimit(rh)
-      if rl then self.ratelimit = rl end
-      self.last_request_id = rh["x-request-id"]
+      if rh then
+        local rl = core.decode_ratelimit(rh)
+        if rl then self.ratelimit = rl end
+        self.last_request_id = rh["x-request-id"]
+      else
+        self.last_request_id = nil -- a lean 2xx answer (core.request) with none of them
+      end
       local status = resp.status
       if status >= 200 and status < 300 then
         if spec.raw then return resp.body end
