@@ -10,6 +10,7 @@ local btdata = require "btdata"
 
 local T0, A = btdata.T0, btdata.A
 local W = "0x" .. string.rep("c", 64)
+local UP, DOWN = "1" .. string.rep("1", 76), "2" .. string.rep("2", 76)
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute("mkdir -p " .. btdata.q(tmp)))
@@ -30,7 +31,9 @@ local function recording(n, bad)
   local enc = core.json_encode
   local lines = { enc { type = "meta", version = 1, started_at = T0 - 1 }, enc(btdata.market(A, "Market A?")) }
   lines[#lines + 1] = enc { type = "updown", t = T0, window = { condition_id = W, asset = "BTC", interval = "5M",
-    start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null, up_price = "0.50", down_price = "0.50" } }
+    start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null, up_price = "0.50", down_price = "0.50",
+    -- the nested market's list fields are JSON text, as the service sends them
+    markets = { { condition_id = W, outcomes = '["Up","Down"]', token_ids = '["' .. UP .. '","' .. DOWN .. '"]' } } } }
   lines[#lines + 1] = bad or enc { type = "window", t = T0 + 0.05, msg = window_msg("open", T0) }
   for s = 0, n - 1 do
     local up = s < 240 and "0.50" or "0.80"
@@ -120,6 +123,65 @@ return S
     local pnl = logs:match("P&L (%-?[%d.]+) %(total")
     assert(pnl, logs)
     assert.equal(tonumber(pnl), tonumber(require("polysim.report").summary(res).pnl))
+  end)
+
+  it("the strategy sees the recorded token ids of a window (its row, its market, a token's price)", function()
+    local _, logs = run([[
+local S = {}
+function S.on_start(ctx) ctx:subscribe_spot "BTC" end
+function S.on_spot(ctx)
+  if ctx.state.done or ctx:now() < ]] .. (T0 + 10) .. [[ then return end
+  ctx.state.done = true
+  local rows = assert(ctx.client:updown_windows { asset = "BTC", interval = "5M", limit = 1 })
+  local m = assert(ctx.client:market(rows[1].condition_id))
+  local ptb = assert(ctx.client:price_to_beat("]] .. DOWN .. [["))
+  ctx.log.warn("IDS %s %s %s %s ptb_of_token=%s", rows[1].condition_id, rows[1].markets[1].token_ids,
+    m.tokens[1].token_id, m.tokens[2].token_id, ptb.condition_id)
+end
+return S
+]], { n = 20 })
+    assert.truthy(logs:find(('IDS %s ["%s","%s"] %s %s ptb_of_token=%s'):format(W, UP, DOWN, UP, DOWN, W), 1, true), logs)
+  end)
+
+  it("without a tick in a boundary's second, the strike and close are the last ticks at or before it", function()
+    -- no lifecycle records (so nothing recorded resolves it) and no tick at T0 or T0 + 300:
+    -- the strike is T0 - 1's tick, the close T0 + 299's (Up); the tick after the close
+    -- (T0 + 301, far below the strike) must not decide it
+    local enc = core.json_encode
+    local mk = btdata.market(A, "Market A?")
+    mk.t = T0 - 3
+    local lines = { enc { type = "meta", version = 1, started_at = T0 - 3 }, enc(mk) }
+    lines[#lines + 1] = enc { type = "updown", t = T0 - 3, window = { condition_id = W, asset = "BTC", interval = "5M",
+      start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null } }
+    for s = -3, 303 do
+      if s ~= 0 and s ~= 300 then
+        local p = s < 0 and 96990 + s or s < 300 and 97000 + s % 7 or 96000
+        if s == 299 then p = 97050.5 end
+        lines[#lines + 1] = enc { type = "spot", t = T0 + s + 0.3, symbol = "BTC", price = p, timestamp = iso(T0 + s) }
+      end
+    end
+    local data, strat = tmp .. "/gap.jsonl", tmp .. "/gap.lua"
+    btdata.write(data, table.concat(lines, "\n") .. "\n")
+    btdata.write(strat, [[
+local S = {}
+function S.on_start(ctx) ctx:subscribe_spot "BTC" end
+function S.on_spot(ctx)
+  if ctx.state.done or ctx:now() < ]] .. (T0 + 5) .. [[ then return end
+  ctx.state.done = true
+  local ptb, err = ctx.client:price_to_beat("]] .. W .. [[")
+  ctx.log.warn("PTB %s", ptb and tostring(ptb.price) or tostring(err))
+end
+return S
+]])
+    local out = {}
+    local res = backtest.run { strategy = strat, data = data, log_sink = function(l) out[#out + 1] = l end }
+    local logs = table.concat(out, "\n")
+    assert.truthy(logs:find("PTB 96989", 1, true), logs)
+    local ex = res.exchange
+    local windows, spot = require "polysim.exchange.windows", require "polysim.exchange.spot"
+    local m = ex.U.by_id[W]
+    assert.equal("Up", windows.outcome(ex, m))
+    assert.equal(97050.5, spot.number(ex.U.spot, "BTC", m.updown.close_price))
   end)
 
   it("a bad Up/Down record names the file and the line", function()
