@@ -143,6 +143,46 @@ return S
     assert.truthy(logs:find(('IDS %s ["%s","%s"] %s %s ptb_of_token=%s'):format(W, UP, DOWN, UP, DOWN, W), 1, true), logs)
   end)
 
+  it("a window listed before its record came takes the recorded names: one market per window", function()
+    -- the next window's record comes at its open (as polysim record writes a window that
+    -- opens mid-recording); the strategy lists it earlier, while it is scheduled
+    local W2 = "0x" .. string.rep("e", 64)
+    local UP2, DOWN2 = "3" .. string.rep("3", 76), "4" .. string.rep("4", 76)
+    local rec2 = core.json_encode { type = "updown", t = T0 + 300.2, window = { condition_id = W2, asset = "BTC",
+      interval = "5M", start_date = iso(T0 + 300), end_date = iso(T0 + 600), price_to_beat = 97100.25,
+      markets = { { outcomes = '["Up","Down"]', token_ids = '["' .. UP2 .. '","' .. DOWN2 .. '"]' } } } }
+    local lines = {}
+    for line in recording(306):gmatch("[^\n]+") do
+      if rec2 and (core.json_decode(line).t or 0) > T0 + 300.2 then lines[#lines + 1] = rec2; rec2 = nil end
+      lines[#lines + 1] = line
+    end
+    local data, strat = tmp .. "/next.jsonl", tmp .. "/next.lua"
+    btdata.write(data, table.concat(lines, "\n") .. "\n")
+    btdata.write(strat, [[
+local S = {}
+function S.on_start(ctx) ctx:subscribe_spot "BTC" end
+function S.on_spot(ctx)
+  local now = ctx:now()
+  local at = (now > ]] .. (T0 + 303) .. [[ and 2) or (now > ]] .. (T0 + 10) .. [[ and 1) or nil
+  if not at or ctx.state[at] then return end
+  ctx.state[at] = true
+  local rows = assert(ctx.client:updown_windows { asset = "BTC", interval = "5M", limit = 2 })
+  local w = at == 1 and rows[2] or rows[1]
+  ctx.log.warn("NEXT%d %s %s %s", at, w.start_date, w.condition_id, w.markets[1].token_ids)
+end
+return S
+]])
+    local out = {}
+    local res = backtest.run { strategy = strat, data = data, log_sink = function(l) out[#out + 1] = l end }
+    local logs = table.concat(out, "\n")
+    assert.truthy(logs:find(('NEXT2 %s %s ["%s","%s"]'):format(iso(T0 + 300), W2, UP2, DOWN2), 1, true), logs)
+    local n = 0
+    for _, m in ipairs(res.exchange.U.all) do
+      if m.updown and m.updown.start == T0 + 300 and m.updown.asset == "BTC" and m.updown.interval == "5M" then n = n + 1 end
+    end
+    assert.equal(1, n)
+  end)
+
   it("without a tick in a boundary's second, the strike and close are the last ticks at or before it", function()
     -- no lifecycle records (so nothing recorded resolves it) and no tick at T0 or T0 + 300:
     -- the strike is T0 - 1's tick, the close T0 + 299's (Up); the tick after the close

@@ -14,6 +14,11 @@
 -- them, stamped with the batch's first receive time, before the batch's prices. The periodic
 -- snapshots go through the same writer, so times never go backwards.
 --
+-- With --spot the windows are followed: a window that opens during the recording (its first
+-- lifecycle message) goes through the writer too, which reads its row (token ids and all),
+-- writes it and only then subscribes its prices and books; a settled window is dropped from
+-- both, so a long recording's subscription stays at the windows that are live.
+--
 --   polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S]
 --                  [--price-books all|moved|off] [--spot SYM,... [--windows N]] -o FILE
 --   polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE

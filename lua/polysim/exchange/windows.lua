@@ -84,18 +84,22 @@ function _M.phase(m, now)
   return "scheduled"
 end
 
--- The fair Up price of an open window: P(spot_end >= strike) under the walk's own volatility
--- (logistic approximation of the normal), on the market's tick, within [tick, 1 - tick].
+--- up_chance(st, k, tau): P(spot_end >= strike k) for the asset's state st (spot.lua) with tau
+--- seconds left, under the walk's own volatility (logistic approximation of the normal).
+function _M.up_chance(st, k, tau)
+  local sigma = st.half / sqrt(3) * 1e-5 * sqrt(tau)
+  local x = log(st.p / k) / sigma
+  return 1 / (1 + exp(-1.702 * x))
+end
+
+-- The fair Up price of an open window: up_chance on the market's tick, within [tick, 1 - tick].
 local function fair_up(ex, m, now)
   local w = m.updown
   local S = ex.U.spot
   local k = w.strike
-  local st = S.assets[w.asset]
   local tau = w.start + w.len - now
   if not k or tau <= 0 then return nil end
-  local sigma = st.half / sqrt(3) * 1e-5 * sqrt(tau)
-  local x = log(st.p / k) / sigma
-  local p = 1 / (1 + exp(-1.702 * x))
+  local p = _M.up_chance(S.assets[w.asset], k, tau)
   local t = m.tick
   local v = floor(p * ONE / t + 0.5) * t
   if v < t then v = t elseif v > ONE - t then v = ONE - t end
