@@ -67,24 +67,30 @@ local EXAMPLES = {
 -- of ending at or above the strike (windows.up_chance): so the spec can see, before starting
 -- it, where the window the run bets on first will be priced. The live run starts a few seconds
 -- from now and bets on its first tick; a seed whose current window stays within 0.10-0.90
--- over the next 10 s fills that bet under the 0.99 cap. A window that ends within 12 s needs
--- no choice: the next one opens inside the run at 0.50, and its bet fills.
+-- over the next 12 s fills that bet under the 0.99 cap. Spot must also stay on one side of
+-- the strike over those seconds: the live run's first tick is the subscribe snapshot, which
+-- can be a second the exchange has walked but not yet pushed (so not yet recorded), and the
+-- backtest starts on the tick before it; on one side, both bet the same side. A window that
+-- ends within 12 s is only held to the side rule; the next one opens inside the run at 0.50,
+-- and its bet fills.
 local function updown_seed(default)
   local spot, windows = require "polysim.exchange.spot", require "polysim.exchange.windows"
   local now = math.floor(require("polysim.log").wallclock())
   local start = now - now % 300
-  if start + 300 - now < 12 then return default end
-  for seed = default, default + 9 do
+  local last = math.min(now + 12, start + 299)
+  for seed = default, default + 19 do
     local S = spot.new(seed, now)
-    local k, ok = spot.at(S, "BTC", start), true
-    for t = now + 1, now + 10 do
+    local k, ok, side = spot.at(S, "BTC", start), true, nil
+    for t = now + 1, last do
       spot.advance(S, t)
+      local p = S.assets.BTC.p
       local c = k and windows.up_chance(S.assets.BTC, k, start + 300 - t) or 0
-      if c < 0.1 or c > 0.9 then ok = false; break end
+      side = side or (k and p >= k)
+      if (k and (p >= k) ~= side) or (last == now + 12 and (c < 0.1 or c > 0.9)) then ok = false; break end
     end
     if ok then return seed end
   end
-  return default -- ten windows far in the money: the bet may be refused, and the spec says so
+  return default -- twenty seeds without: the spec says what the run did
 end
 
 local function param_flags(ex)

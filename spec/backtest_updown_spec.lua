@@ -29,7 +29,9 @@ end
 -- The lines of the recording: n seconds of it (the window's lifecycle ends at T0 + 301).
 local function recording(n, bad)
   local enc = core.json_encode
-  local lines = { enc { type = "meta", version = 1, started_at = T0 - 1 }, enc(btdata.market(A, "Market A?")) }
+  local mk = btdata.market(A, "Market A?")
+  mk.t = T0
+  local lines = { enc { type = "meta", version = 1, started_at = T0 - 1 }, enc(mk) }
   lines[#lines + 1] = enc { type = "updown", t = T0, window = { condition_id = W, asset = "BTC", interval = "5M",
     start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null, up_price = "0.50", down_price = "0.50",
     -- the nested market's list fields are JSON text, as the service sends them
@@ -222,6 +224,18 @@ return S
     local m = ex.U.by_id[W]
     assert.equal("Up", windows.outcome(ex, m))
     assert.equal(97050.5, spot.number(ex.U.spot, "BTC", m.updown.close_price))
+  end)
+
+  it("btc_updown started mid-window picks that window on the simulated clock (a recording from the past)", function()
+    -- its first window came from os.time(): in a backtest the machine's clock, past every
+    -- window of a recording made before it, so it watched nothing until the next open
+    local saved = T0
+    T0 = (os.time() // 300 - 1000) * 300
+    local ok, res, logs = pcall(run, "examples/btc_updown.lua", { from = T0 + 30 })
+    T0 = saved
+    assert(ok, tostring(res))
+    assert.truthy(logs:find("watching " .. W:sub(1, 10), 1, true), logs)
+    assert.truthy(logs:find("bet Up on " .. W:sub(1, 10) .. ": 5 shares at 0.8", 1, true), logs)
   end)
 
   it("a bad Up/Down record names the file and the line", function()
