@@ -46,7 +46,9 @@ function S.on_start(ctx)
   st.bets = st.bets or {}         -- condition id -> {side, qty, cost}
   st.pnl = st.pnl or polysim.decimal "0"
   st.windows = st.windows or 0
-  st.now = os.time()
+  -- until the first tick: the runtime's clock (a backtest's simulated one; os.time is the
+  -- machine's, which in a backtest is past the windows being replayed)
+  st.now = ctx:now()
   ctx:subscribe_spot "BTC"
   current(ctx)
 end

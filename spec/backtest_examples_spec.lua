@@ -45,7 +45,10 @@ local EXAMPLES = {
   -- Late in a window the side spot is on can cost more than any cap (0.99 here): the market
   -- order is refused (FOK), no order is listed, and the decision shows only in the log. So
   -- its decisions are read off both logs too (bet or no bet, side, window), and must agree.
-  { name = "btc_updown", seed = 14, hot = 1, record = "--spot BTC --windows 4",
+  -- A refusal alone compares no order: the exchange's seed is chosen (updown_seed) so that the
+  -- window it bets on first is not that far in the money, and at least one filled Up/Down
+  -- order must be compared (filled = true).
+  { name = "btc_updown", seed = 14, hot = 1, record = "--spot BTC --windows 4", filled = true,
     params = { entry_s = "300", min_bps = "0", max_price = "0.99" },
     decisions = function(text)
       local list = {}
@@ -58,6 +61,37 @@ local EXAMPLES = {
       return list
     end },
 }
+
+-- The seed of btc_updown's exchange. The local exchange's BTC spot at second t depends only on
+-- the seed and the day (polysim.exchange.spot), and a window's Up price is the walk's chance
+-- of ending at or above the strike (windows.up_chance): so the spec can see, before starting
+-- it, where the window the run bets on first will be priced. The live run starts a few seconds
+-- from now and bets on its first tick; a seed whose current window stays within 0.10-0.90
+-- over the next 12 s fills that bet under the 0.99 cap. Spot must also stay on one side of
+-- the strike over those seconds: the live run's first tick is the subscribe snapshot, which
+-- can be a second the exchange has walked but not yet pushed (so not yet recorded), and the
+-- backtest starts on the tick before it; on one side, both bet the same side. A window that
+-- ends within 12 s is only held to the side rule; the next one opens inside the run at 0.50,
+-- and its bet fills.
+local function updown_seed(default)
+  local spot, windows = require "polysim.exchange.spot", require "polysim.exchange.windows"
+  local now = math.floor(require("polysim.log").wallclock())
+  local start = now - now % 300
+  local last = math.min(now + 12, start + 299)
+  for seed = default, default + 19 do
+    local S = spot.new(seed, now)
+    local k, ok, side = spot.at(S, "BTC", start), true, nil
+    for t = now + 1, last do
+      spot.advance(S, t)
+      local p = S.assets.BTC.p
+      local c = k and windows.up_chance(S.assets.BTC, k, start + 300 - t) or 0
+      side = side or (k and p >= k)
+      if (k and (p >= k) ~= side) or (last == now + 12 and (c < 0.1 or c > 0.9)) then ok = false; break end
+    end
+    if ok then return seed end
+  end
+  return default -- twenty seeds without: the spec says what the run did
+end
 
 local function param_flags(ex)
   local list = {}
@@ -179,6 +213,7 @@ describe("the same file, three ways: live, recorded, backtested", function()
   setup(function()
     -- one exchange per example, each in its own process
     local script = { "unset POLYSIM_API_KEY POLYSIM_BASE_URL LD_PRELOAD" }
+    for _, ex in ipairs(EXAMPLES) do if ex.filled then ex.seed = updown_seed(ex.seed) end end
     for _, ex in ipairs(EXAMPLES) do if not ex.pending then
       local dir = tmp .. "/" .. ex.name
       assert(os.execute("mkdir -p " .. q(dir)))
@@ -271,7 +306,13 @@ describe("the same file, three ways: live, recorded, backtested", function()
       for _, f in ipairs { "report.json", "trades.csv", "equity.csv" } do
         assert.equal(slurp(r.dir .. "/report_inproc/" .. f), slurp(dir .. "/" .. f), f)
       end
-      io.stderr:write(("[three ways] %s: %d orders live, %d in the backtest\n"):format(ex.name, #r.live, #bt))
+      local filled = 0
+      for _, o in ipairs(r.live) do if (tonumber(o.filled_quantity) or 0) > 0 then filled = filled + 1 end end
+      io.stderr:write(("[three ways] %s: %d orders live (%d filled), %d in the backtest\n"):format(ex.name, #r.live,
+        filled, #bt))
+      if ex.filled then
+        assert(filled > 0, ex.name .. " (seed " .. ex.seed .. ") filled no order live:\n" .. r.out)
+      end
       local diff = compare(r.live, bt)
       if diff then
         local t = r.live[1] and iso_t(r.live[1].created_at)

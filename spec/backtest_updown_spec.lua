@@ -10,6 +10,7 @@ local btdata = require "btdata"
 
 local T0, A = btdata.T0, btdata.A
 local W = "0x" .. string.rep("c", 64)
+local UP, DOWN = "1" .. string.rep("1", 76), "2" .. string.rep("2", 76)
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute("mkdir -p " .. btdata.q(tmp)))
@@ -28,9 +29,13 @@ end
 -- The lines of the recording: n seconds of it (the window's lifecycle ends at T0 + 301).
 local function recording(n, bad)
   local enc = core.json_encode
-  local lines = { enc { type = "meta", version = 1, started_at = T0 - 1 }, enc(btdata.market(A, "Market A?")) }
+  local mk = btdata.market(A, "Market A?")
+  mk.t = T0
+  local lines = { enc { type = "meta", version = 1, started_at = T0 - 1 }, enc(mk) }
   lines[#lines + 1] = enc { type = "updown", t = T0, window = { condition_id = W, asset = "BTC", interval = "5M",
-    start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null, up_price = "0.50", down_price = "0.50" } }
+    start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null, up_price = "0.50", down_price = "0.50",
+    -- the nested market's list fields are JSON text, as the service sends them
+    markets = { { condition_id = W, outcomes = '["Up","Down"]', token_ids = '["' .. UP .. '","' .. DOWN .. '"]' } } } }
   lines[#lines + 1] = bad or enc { type = "window", t = T0 + 0.05, msg = window_msg("open", T0) }
   for s = 0, n - 1 do
     local up = s < 240 and "0.50" or "0.80"
@@ -120,6 +125,117 @@ return S
     local pnl = logs:match("P&L (%-?[%d.]+) %(total")
     assert(pnl, logs)
     assert.equal(tonumber(pnl), tonumber(require("polysim.report").summary(res).pnl))
+  end)
+
+  it("the strategy sees the recorded token ids of a window (its row, its market, a token's price)", function()
+    local _, logs = run([[
+local S = {}
+function S.on_start(ctx) ctx:subscribe_spot "BTC" end
+function S.on_spot(ctx)
+  if ctx.state.done or ctx:now() < ]] .. (T0 + 10) .. [[ then return end
+  ctx.state.done = true
+  local rows = assert(ctx.client:updown_windows { asset = "BTC", interval = "5M", limit = 1 })
+  local m = assert(ctx.client:market(rows[1].condition_id))
+  local ptb = assert(ctx.client:price_to_beat("]] .. DOWN .. [["))
+  ctx.log.warn("IDS %s %s %s %s ptb_of_token=%s", rows[1].condition_id, rows[1].markets[1].token_ids,
+    m.tokens[1].token_id, m.tokens[2].token_id, ptb.condition_id)
+end
+return S
+]], { n = 20 })
+    assert.truthy(logs:find(('IDS %s ["%s","%s"] %s %s ptb_of_token=%s'):format(W, UP, DOWN, UP, DOWN, W), 1, true), logs)
+  end)
+
+  it("a window listed before its record came takes the recorded names: one market per window", function()
+    -- the next window's record comes at its open (as polysim record writes a window that
+    -- opens mid-recording); the strategy lists it earlier, while it is scheduled
+    local W2 = "0x" .. string.rep("e", 64)
+    local UP2, DOWN2 = "3" .. string.rep("3", 76), "4" .. string.rep("4", 76)
+    local rec2 = core.json_encode { type = "updown", t = T0 + 300.2, window = { condition_id = W2, asset = "BTC",
+      interval = "5M", start_date = iso(T0 + 300), end_date = iso(T0 + 600), price_to_beat = 97100.25,
+      markets = { { outcomes = '["Up","Down"]', token_ids = '["' .. UP2 .. '","' .. DOWN2 .. '"]' } } } }
+    local lines = {}
+    for line in recording(306):gmatch("[^\n]+") do
+      if rec2 and (core.json_decode(line).t or 0) > T0 + 300.2 then lines[#lines + 1] = rec2; rec2 = nil end
+      lines[#lines + 1] = line
+    end
+    local data, strat = tmp .. "/next.jsonl", tmp .. "/next.lua"
+    btdata.write(data, table.concat(lines, "\n") .. "\n")
+    btdata.write(strat, [[
+local S = {}
+function S.on_start(ctx) ctx:subscribe_spot "BTC" end
+function S.on_spot(ctx)
+  local now = ctx:now()
+  local at = (now > ]] .. (T0 + 303) .. [[ and 2) or (now > ]] .. (T0 + 10) .. [[ and 1) or nil
+  if not at or ctx.state[at] then return end
+  ctx.state[at] = true
+  local rows = assert(ctx.client:updown_windows { asset = "BTC", interval = "5M", limit = 2 })
+  local w = at == 1 and rows[2] or rows[1]
+  ctx.log.warn("NEXT%d %s %s %s", at, w.start_date, w.condition_id, w.markets[1].token_ids)
+end
+return S
+]])
+    local out = {}
+    local res = backtest.run { strategy = strat, data = data, log_sink = function(l) out[#out + 1] = l end }
+    local logs = table.concat(out, "\n")
+    assert.truthy(logs:find(('NEXT2 %s %s ["%s","%s"]'):format(iso(T0 + 300), W2, UP2, DOWN2), 1, true), logs)
+    local n = 0
+    for _, m in ipairs(res.exchange.U.all) do
+      if m.updown and m.updown.start == T0 + 300 and m.updown.asset == "BTC" and m.updown.interval == "5M" then n = n + 1 end
+    end
+    assert.equal(1, n)
+  end)
+
+  it("without a tick in a boundary's second, the strike and close are the last ticks at or before it", function()
+    -- no lifecycle records (so nothing recorded resolves it) and no tick at T0 or T0 + 300:
+    -- the strike is T0 - 1's tick, the close T0 + 299's (Up); the tick after the close
+    -- (T0 + 301, far below the strike) must not decide it
+    local enc = core.json_encode
+    local mk = btdata.market(A, "Market A?")
+    mk.t = T0 - 3
+    local lines = { enc { type = "meta", version = 1, started_at = T0 - 3 }, enc(mk) }
+    lines[#lines + 1] = enc { type = "updown", t = T0 - 3, window = { condition_id = W, asset = "BTC", interval = "5M",
+      start_date = iso(T0), end_date = iso(T0 + 300), price_to_beat = core.null } }
+    for s = -3, 303 do
+      if s ~= 0 and s ~= 300 then
+        local p = s < 0 and 96990 + s or s < 300 and 97000 + s % 7 or 96000
+        if s == 299 then p = 97050.5 end
+        lines[#lines + 1] = enc { type = "spot", t = T0 + s + 0.3, symbol = "BTC", price = p, timestamp = iso(T0 + s) }
+      end
+    end
+    local data, strat = tmp .. "/gap.jsonl", tmp .. "/gap.lua"
+    btdata.write(data, table.concat(lines, "\n") .. "\n")
+    btdata.write(strat, [[
+local S = {}
+function S.on_start(ctx) ctx:subscribe_spot "BTC" end
+function S.on_spot(ctx)
+  if ctx.state.done or ctx:now() < ]] .. (T0 + 5) .. [[ then return end
+  ctx.state.done = true
+  local ptb, err = ctx.client:price_to_beat("]] .. W .. [[")
+  ctx.log.warn("PTB %s", ptb and tostring(ptb.price) or tostring(err))
+end
+return S
+]])
+    local out = {}
+    local res = backtest.run { strategy = strat, data = data, log_sink = function(l) out[#out + 1] = l end }
+    local logs = table.concat(out, "\n")
+    assert.truthy(logs:find("PTB 96989", 1, true), logs)
+    local ex = res.exchange
+    local windows, spot = require "polysim.exchange.windows", require "polysim.exchange.spot"
+    local m = ex.U.by_id[W]
+    assert.equal("Up", windows.outcome(ex, m))
+    assert.equal(97050.5, spot.number(ex.U.spot, "BTC", m.updown.close_price))
+  end)
+
+  it("btc_updown started mid-window picks that window on the simulated clock (a recording from the past)", function()
+    -- its first window came from os.time(): in a backtest the machine's clock, past every
+    -- window of a recording made before it, so it watched nothing until the next open
+    local saved = T0
+    T0 = (os.time() // 300 - 1000) * 300
+    local ok, res, logs = pcall(run, "examples/btc_updown.lua", { from = T0 + 30 })
+    T0 = saved
+    assert(ok, tostring(res))
+    assert.truthy(logs:find("watching " .. W:sub(1, 10), 1, true), logs)
+    assert.truthy(logs:find("bet Up on " .. W:sub(1, 10) .. ": 5 shares at 0.8", 1, true), logs)
   end)
 
   it("a bad Up/Down record names the file and the line", function()

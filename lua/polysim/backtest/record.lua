@@ -14,6 +14,11 @@
 -- them, stamped with the batch's first receive time, before the batch's prices. The periodic
 -- snapshots go through the same writer, so times never go backwards.
 --
+-- With --spot the windows are followed: a window that opens during the recording (its first
+-- lifecycle message) goes through the writer too, which reads its row (token ids and all),
+-- writes it and only then subscribes its prices and books; a settled window is dropped from
+-- both, so a long recording's subscription stays at the windows that are live.
+--
 --   polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S] [--books S]
 --                  [--price-books all|moved|off] [--spot SYM,... [--windows N]] -o FILE
 --   polysim record --from-candles --markets ID,... [--interval 1m] [--days N] -o FILE
@@ -80,6 +85,19 @@ local function writer_queue(client, list, write, mode, is_done)
   local q, busy = {}, false
   local by_id = {}
   for _, m in ipairs(list) do by_id[m.condition_id] = m end
+  -- the markets change while a fetch is under way (windows come and go): a new list each time
+  local function add(m)
+    if by_id[m.condition_id] then return end
+    local l = table.move(list, 1, #list, 1, {})
+    l[#l + 1] = m
+    list, by_id[m.condition_id] = l, m
+  end
+  local function remove(id)
+    if not by_id[id] then return end
+    local l = {}
+    for _, m in ipairs(list) do if m.condition_id ~= id then l[#l + 1] = m end end
+    list, by_id[id] = l, nil
+  end
   local function fetch(ms, t)
     local recs = {}
     for _, m in ipairs(ms) do
@@ -93,6 +111,23 @@ local function writer_queue(client, list, write, mode, is_done)
   local function drain()
     while #q > 0 and not is_done() do
       local head = q[1]
+      if head.follow then
+        -- a window that opened meanwhile: its row (metadata and token ids), written before
+        -- anything of it, then its market joins the books and the price subscription
+        local w = head.follow(head.window)
+        if is_done() then break end
+        write { type = "updown", t = head.t, window = w }
+        add { condition_id = w.condition_id, outcomes = { "Up", "Down" } }
+        head.subscribe(w.condition_id)
+        table.remove(q, 1)
+        goto continue
+      end
+      if head.forget then
+        remove(head.forget)
+        table.remove(q, 1)
+        goto continue
+      end
+      do
       local ms = list
       if not head.snapshot and head.type ~= "price" then
         ms = {} -- spot ticks and window messages need no books: written as they came
@@ -113,10 +148,13 @@ local function writer_queue(client, list, write, mode, is_done)
       if not head.snapshot then
         -- a price batch takes what follows it; a run of other records stops at a price
         local prices = head.type == "price"
-        while q[n + 1] and not q[n + 1].snapshot and (prices or q[n + 1].type ~= "price") do n = n + 1 end
+        local function plain(r) return r and not r.snapshot and not r.follow and not r.forget end
+        while plain(q[n + 1]) and (prices or q[n + 1].type ~= "price") do n = n + 1 end
         for k = 1, n do write(q[k]) end
       end
       table.move(q, n + 1, #q + n, 1) -- drop the n written (the tail moves up, nils behind it)
+      end
+      ::continue::
     end
     busy = false
   end
@@ -130,7 +168,10 @@ local function writer_queue(client, list, write, mode, is_done)
   end
   function W.pending() return #q > 0 end
   function W.flush()
-    for _, r in ipairs(q) do if not r.snapshot then write(r) end end
+    for _, r in ipairs(q) do
+      if r.follow then write { type = "updown", t = r.t, window = r.window }
+      elseif not r.snapshot and not r.forget then write(r) end
+    end
     q = {}
   end
   return W
@@ -252,6 +293,14 @@ function _M.main(args)
       end
       for _, m in ipairs(list) do write(book_record(client, m, now())) end
       wq = writer_queue(client, list, write, mode, function() return done end)
+      local prices
+      local function subscribe(id) if prices and not done then prices:subscribe { id } end end
+      -- the row of a window as GET /markets/updown lists it (its token ids among its fields)
+      local function follow(w)
+        local rows = client:updown_windows { asset = w.asset, interval = w.interval, limit = 2 }
+        for _, r in ipairs(rows or {}) do if r.condition_id == w.condition_id then return r end end
+        return w
+      end
       if #syms > 0 then
         client:spot_stream { crypto = syms,
           on_spot = function(tick)
@@ -264,16 +313,22 @@ function _M.main(args)
             local id = msg.market_id or msg.condition_id
             local t = now()
             if not wins[id] then
-              -- a window that opened meanwhile: its metadata from its own message
+              -- a window that opened meanwhile: the writer reads its row, writes it, and
+              -- subscribes its prices (its message is the fallback for the metadata)
               wins[id] = true
-              wq.queue { type = "updown", t = t, window = { condition_id = id, asset = msg.asset,
-                interval = msg.interval, start_date = msg.start_date, end_date = msg.end_date,
-                price_to_beat = msg.price_to_beat } }
+              wq.queue { type = "updown", t = t, follow = follow, subscribe = subscribe,
+                window = { condition_id = id, asset = msg.asset, interval = msg.interval,
+                  start_date = msg.start_date, end_date = msg.end_date, price_to_beat = msg.price_to_beat } }
             end
             wq.queue { type = "window", t = t, msg = msg }
+            if msg.event == "settle" then
+              -- nothing trades after the payout: the window leaves the books and the stream
+              wq.queue { forget = id, t = t }
+              if prices then prices:unsubscribe { id } end
+            end
           end }
       end
-      client:prices_stream { markets = ids, on_price = function(msg)
+      prices = client:prices_stream { markets = ids, on_price = function(msg)
         if not done and not stopping then wq.queue { type = "price", t = now(), msg = msg } end
       end }
       local every = o.books or 5

@@ -28,6 +28,8 @@ local function model(ex, t)
   if not U.spot then
     windows.model(ex, t)
     U.spot.fed = true -- from the first Up/Down record on, spot is the recording's
+    -- and so are the boundary prices: none of the walk's (its ticks were never recorded)
+    for _, st in ipairs(U.spot.list) do st.at = {} end
   end
   U.window_ids = U.window_ids or {}
   return U.spot
@@ -67,7 +69,40 @@ function _M.new(ex)
   return B
 end
 
---- updown(B, rec, path, n): a recorded window becomes the exchange's window market.
+-- A JSON list, or the JSON text of one (the nested markets[] fields are strings: SDK
+-- scripts/04_btc_updown.py reads them with json.loads).
+local function list_of(v)
+  if type(v) == "string" then
+    local ok, d = pcall(core.json_decode, v)
+    v = ok and d or nil
+  end
+  return type(v) == "table" and v or nil
+end
+
+-- The row's token ids as {Up's, Down's}: the nested market's token_ids (or clob_token_ids)
+-- beside its outcomes, else the row's tokens [{outcome, token_id}] (the MarketSummary's);
+-- {} without them.
+local function tokens(w)
+  local out = {}
+  local nested = type(w.markets) == "table" and w.markets[1]
+  local ids = type(nested) == "table" and (list_of(nested.token_ids) or list_of(nested.clob_token_ids))
+  local labels = ids and list_of(nested.outcomes) or { "Up", "Down" }
+  if not ids then
+    ids, labels = {}, {}
+    for i, o in ipairs(list_of(w.tokens) or {}) do
+      if type(o) == "table" then ids[i], labels[i] = o.token_id, o.outcome end
+    end
+  end
+  for i, label in ipairs(labels) do
+    local k = tostring(label):lower() == "up" and 1 or tostring(label):lower() == "down" and 2
+    local id = ids[i]
+    if k and (type(id) == "string" or math.type(id) == "integer") then out[k] = tostring(id) end
+  end
+  return out
+end
+
+--- updown(B, rec, path, n): a recorded window becomes the exchange's window market, under its
+--- recorded condition id and token ids.
 function _M.updown(B, rec, path, n)
   local ex, w = B.ex, rec.window
   local S = model(ex, rec.t)
@@ -80,6 +115,8 @@ function _M.updown(B, rec, path, n)
   end
   local U = ex.U
   U.window_ids[asset .. "|" .. iv[1] .. "|" .. start] = w.condition_id
+  U.window_tokens = U.window_tokens or {}
+  U.window_tokens[w.condition_id] = tokens(w)
   local name = spot.BY_SYM[asset][2]
   local m = markets.updown_market(U, asset, name, iv[1], iv[2], start, rec.t)
   local u = m.updown

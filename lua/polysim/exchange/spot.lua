@@ -82,18 +82,29 @@ function _M.advance(S, now)
   return true
 end
 
---- feed(S, sym, price, t): spot set from outside (a backtest's recorded tick of second t,
---- price a number or decimal string) instead of the walk, from then on (S.fed); a tick on a
---- 300 s boundary is kept there, where strikes and resolutions read it. False for an unknown
---- symbol or price.
+--- feed(S, sym, price, t): spot set from outside (a backtest's recorded tick of time t,
+--- price a number or decimal string) instead of the walk, from then on (S.fed). A 300 s
+--- boundary keeps the last tick at or before it, as the strike is the price in effect at the
+--- window's open (SDK polysim_sdk/client.py get_price_to_beat: "the underlying-asset
+--- reference price captured at the interval's open"; README: the feed can lag a second or two
+--- at a boundary): the tick on it, else the one before, known once a later tick comes. False
+--- for an unknown symbol or price.
 function _M.feed(S, sym, price, t)
   local st = S.assets[sym]
   local v = tonumber(price)
   if not st or not v or v <= 0 then return false end
   S.fed = true
+  local ft = st.ft
+  if ft and t > ft then
+    local b = floor(ft / GRID) * GRID + GRID
+    local oldest = floor((t - KEEP) / GRID) * GRID
+    if b < oldest then b = oldest end
+    while b < t do st.at[b] = st.p; b = b + GRID end
+  end
+  if not ft or t > ft then st.ft = t end
   st.p = floor(v * st.unit + 0.5)
+  if t % GRID == 0 then st.at[t] = st.p end
   local sec = floor(t)
-  if sec % GRID == 0 then st.at[sec] = st.p end
   if sec > S.cur then S.cur = sec end
   return true
 end

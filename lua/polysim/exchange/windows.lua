@@ -20,6 +20,7 @@ local util = require "polysim.exchange.util"
 local _M = {}
 
 local ONE = fixed.P
+local GRID = 300 -- seconds between window boundaries (every interval is a multiple)
 local floor, exp, sqrt, log = math.floor, math.exp, math.sqrt, math.log
 local null = util.null
 
@@ -83,18 +84,22 @@ function _M.phase(m, now)
   return "scheduled"
 end
 
--- The fair Up price of an open window: P(spot_end >= strike) under the walk's own volatility
--- (logistic approximation of the normal), on the market's tick, within [tick, 1 - tick].
+--- up_chance(st, k, tau): P(spot_end >= strike k) for the asset's state st (spot.lua) with tau
+--- seconds left, under the walk's own volatility (logistic approximation of the normal).
+function _M.up_chance(st, k, tau)
+  local sigma = st.half / sqrt(3) * 1e-5 * sqrt(tau)
+  local x = log(st.p / k) / sigma
+  return 1 / (1 + exp(-1.702 * x))
+end
+
+-- The fair Up price of an open window: up_chance on the market's tick, within [tick, 1 - tick].
 local function fair_up(ex, m, now)
   local w = m.updown
   local S = ex.U.spot
   local k = w.strike
-  local st = S.assets[w.asset]
   local tau = w.start + w.len - now
   if not k or tau <= 0 then return nil end
-  local sigma = st.half / sqrt(3) * 1e-5 * sqrt(tau)
-  local x = log(st.p / k) / sigma
-  local p = 1 / (1 + exp(-1.702 * x))
+  local p = _M.up_chance(S.assets[w.asset], k, tau)
   local t = m.tick
   local v = floor(p * ONE / t + 0.5) * t
   if v < t then v = t elseif v > ONE - t then v = ONE - t end
@@ -164,7 +169,12 @@ function _M.before(ex, now)
   local U = ex.U
   if not U.spot then return nil, {} end
   local S = U.spot
-  local moved = spot.advance(S, now)
+  spot.advance(S, now)
+  -- every second the walk reached since the last tick's updates is news, whoever walked it
+  -- (a request between two ticks walks it too: its second went unpublished)
+  local from = U.published or S.cur - 1
+  local moved = S.cur > from
+  U.published = S.cur
   for _, s in pairs(U.series) do
     local len = s.iv[2]
     local cur = floor(now / len) * len
@@ -188,11 +198,26 @@ function _M.before(ex, now)
   end
   if not moved then return nil, moved_windows end
   local ups = {}
-  local ts = util.iso(S.cur)
-  for _, st in ipairs(S.list) do
-    ups[#ups + 1] = { type = "crypto_price", symbol = st.sym, price = spot.number(S, st.sym, st.p),
-                      timestamp = ts, source = _M.SOURCE }
+  local function add(t, pick)
+    local ts = util.iso(t)
+    for _, st in ipairs(S.list) do
+      local p = pick(st)
+      if p then
+        ups[#ups + 1] = { type = "crypto_price", symbol = st.sym, price = spot.number(S, st.sym, p),
+                          timestamp = ts, source = _M.SOURCE }
+      end
+    end
   end
+  -- a late tick that walked over a window boundary sends the boundary's price first: the
+  -- stream then has the tick every strike and close price is (the last one at or before the
+  -- boundary, as a recording replays them: spot.feed)
+  local b = floor(from / GRID) * GRID + GRID
+  if b < S.cur - 2 * GRID then b = floor((S.cur - 2 * GRID) / GRID) * GRID end
+  while b < S.cur do
+    add(b, function(st) return st.at[b] end)
+    b = b + GRID
+  end
+  add(S.cur, function(st) return st.p end)
   return ups, moved_windows
 end
 

@@ -24,10 +24,22 @@ _M.UPDOWN_INTERVALS = { { "5M", 300 }, { "15M", 900 }, { "1H", 3600 }, { "4H", 1
 --- first use (deterministic from the seed and the window).
 function _M.updown_market(U, asset, name, interval, len, start, now)
   local key = U.seed .. "|updown|" .. asset .. "|" .. interval .. "|" .. start
-  -- a backtest names its windows as the recording does (U.window_ids, polysim.backtest.updown)
-  local cid = U.window_ids and U.window_ids[asset .. "|" .. interval .. "|" .. start] or "0x" .. sha256.hex(key)
+  -- a backtest names its windows and their tokens as the recording does (U.window_ids,
+  -- U.window_tokens: polysim.backtest.updown)
+  local own = "0x" .. sha256.hex(key)
+  local cid = U.window_ids and U.window_ids[asset .. "|" .. interval .. "|" .. start] or own
   local m = U.by_id[cid]
   if m then return m end
+  local toks = U.window_tokens and U.window_tokens[cid] or {}
+  m = cid ~= own and U.by_id[own]
+  if m then
+    -- asked for (listed ahead of its open) before its record came: it takes the recorded names
+    U.by_id[own], U.by_id[cid], m.condition_id = nil, m, cid
+    for i, o in ipairs(m.outcomes) do
+      if toks[i] then U.by_token[o.token_id], o.token_id, U.by_token[toks[i]] = nil, toks[i], { m, i } end
+    end
+    return m
+  end
   local r = rngm.new(key)
   local q = ("%s Up or Down - %s window %s"):format(name, interval,
     os.date("!%Y-%m-%d %H:%M UTC", start))
@@ -44,6 +56,8 @@ function _M.updown_market(U, asset, name, interval, len, start, now)
                resolver = U.window_resolver },
   }
   m.rng = r
+  -- the seeded ids are drawn all the same, so that the window's stream stays as it was
+  for i, o in ipairs(m.outcomes) do if toks[i] then o.token_id = toks[i] end end
   base.rebuild_books(m, r)
   sample(m, now)
   register(U, m)
