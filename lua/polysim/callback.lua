@@ -174,7 +174,7 @@ local function park(R, ok, res)
     end
     R.ok, R.result = ok, res
     complete(R)
-    R.rt, R.result, R.on_done = nil, nil, nil -- nothing kept alive by an idle runner
+    R.rt, R.result, R.on_done, R.async = nil, nil, nil, nil -- nothing kept alive by an idle runner
     if R.expired or R.overdue then -- the interruption changed the hook: back to the usual one
       R.expired, R.overdue = nil, nil
       rearm(R)
@@ -194,7 +194,7 @@ local function body(fn, a, b)
 end
 
 local function new_runner()
-  local R = { rt = nil, label = nil, name = nil, budget = nil, quiet = nil, finished = true, on_error = bad_yield,
+  local R = { rt = nil, label = nil, name = "callback", budget = nil, quiet = nil, finished = true, on_error = bad_yield,
               on_expire = on_expire, on_park = park, co = nil, since = nil, over = true, ok = nil, result = nil,
               done = true, async = nil, on_done = nil, hooked = false, expired = nil, overdue = nil }
   return keep_task(R, nil, body)
@@ -216,7 +216,8 @@ function _M.deliver(rt, ver, label, fn, a, b)
   else
     R = new_runner()
   end
-  R.rt, R.label, R.name, R.budget, R.finished, R.over, R.async = rt, label, label, limit or nil, false, nil, nil
+  -- (async and on_done are nil here: park clears them after a run that waited)
+  R.rt, R.label, R.budget, R.finished, R.over = rt, label, limit or nil, false, nil
   if not R.hooked and wants_hook(limit) then
     R.hooked = true
     rearm(R)

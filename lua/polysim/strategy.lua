@@ -172,9 +172,13 @@ end
 -- A logger whose lines carry `tag` (the strategy's own is ctx.log).
 function Runtime:logger(tag)
   local l = {}
-  local format_args = log.format_args
-  for level in pairs(log.LEVELS) do
+  local format_args, LEVELS = log.format_args, log.LEVELS
+  for level in pairs(LEVELS) do
+    local n = LEVELS[level]
     l[level] = function(first, ...)
+      -- a line below the output's level is dropped before it is formatted (perf, issue 12: a
+      -- backtest logs at warn, and examples/mean_reversion's info lines were formatted anyway)
+      if n < self.out.level then return end
       if first == l then return self:_log(level, tag, format_args(select("#", ...), ...)) end
       return self:_log(level, tag, format_args(select("#", ...) + 1, first, ...))
     end
