@@ -74,7 +74,8 @@
 -- Ordering guarantees:
 --   * Every callback runs in a task (coroutine) of its own on the one loop, so a client call
 --     inside it yields and other callbacks go on meanwhile; nothing runs in parallel, so code
---     between two yields is never interleaved with other strategy code.
+--     between two yields is never interleaved with other strategy code. (An event's task may
+--     reuse the coroutine of one that has ended: polysim.callback's runners.)
 --   * Price events of one market are delivered in arrival order, one at a time: on_price for
 --     the next event of that market starts only after the previous one has returned (waits
 --     included). Different markets do not wait for each other.
