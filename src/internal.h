@@ -71,8 +71,12 @@ static inline int ps_number_to_size(double n, size_t *out) {
 int ps_json_push(lua_State *L, const char *s, size_t n, char *err, size_t errlen);
 /* A recording line: a price record ({"type":"price","t":T,"msg":{...}}, nothing else) pushes
  * t and msg and returns 2, without the record table; any other value is pushed as by
- * ps_json_push (returns 1, or 0 with the message in err). */
-int ps_json_push_record(lua_State *L, const char *s, size_t n, char *err, size_t errlen);
+ * ps_json_push (returns 1, or 0 with the message in err). cache: the stack index of a table
+ * the price record's long strings are reused from (and kept in) from line to line, and
+ * hints PS_JSON_HINTS ints the caller keeps between lines (zeros at first: object sizes); or
+ * 0 and NULL. */
+#define PS_JSON_HINTS 8
+int ps_json_push_record(lua_State *L, const char *s, size_t n, int cache, int *hints, char *err, size_t errlen);
 /* Pushes polysim.null (a light userdata sentinel). */
 void ps_json_pushnull(lua_State *L);
 int ps_json_isnull(lua_State *L, int idx);

@@ -71,6 +71,8 @@ typedef struct {
     size_t errlen;
     int depth;
     int mtidx;              /* absolute stack index of the array metatable */
+    int cache;              /* absolute stack index of a string cache (ps_json_push_record), or 0 */
+    int *hints;             /* with cache: the last object size at each depth (PS_JSON_HINTS) */
     char dp;                /* locale decimal point, 0 until first needed */
 } Dec;
 
@@ -213,6 +215,40 @@ static inline const unsigned char *skip_plain8(const unsigned char *p, const uns
     return p;
 }
 
+/* The string cache of a recording's reader (jsonl.c): a table of STR_SLOTS strings, the last
+ * one seen in each slot (picked by a hash of the bytes). A recording repeats the same keys,
+ * market ids and prices line after line; a market id (66 bytes) is a long string, which Lua
+ * neither interns nor hashes once: pushed anew it was a malloc, its hash (at every table it
+ * is looked up in) and a memcmp per look-up; pushed from here it is the same object each
+ * time (perf, issue 12; callgrind: -0.8k instructions a no-op event). Strings longer than
+ * STR_CACHED, or short enough for Lua to intern (caching those cost more than it saved), are
+ * pushed as ever. */
+#define STR_SLOTS 256
+#define STR_CACHED 80
+#define STR_SHORT 40  /* LUAI_MAXSHORTLEN: shorter strings are interned by Lua, which is cheaper than the cache */
+
+static void push_str(Dec *d, const char *s, size_t n) {
+    lua_State *L = d->L;
+    if (!d->cache || n > STR_CACHED || n <= STR_SHORT) {
+        lua_pushlstring(L, s, n);                                   /* ... str */
+        return;
+    }
+    uint32_t h = 2166136261u ^ (uint32_t)n;
+    size_t k = n < 8 ? n : 8;
+    for (size_t i = 0; i < k; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = n - k; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    lua_Integer slot = (lua_Integer)(h % STR_SLOTS) + 1;
+    if (lua_rawgeti(L, d->cache, slot) == LUA_TSTRING) {           /* ... str|nil */
+        size_t cn;
+        const char *c = lua_tolstring(L, -1, &cn);
+        if (cn == n && memcmp(c, s, n) == 0) return;               /* ... str */
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, s, n);                                       /* ... str */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, d->cache, slot);                                 /* ... str */
+}
+
 static int dec_string(Dec *d) {
     const unsigned char *p = (const unsigned char *)d->p + 1, *e = (const unsigned char *)d->e;
     for (;;) {
@@ -226,7 +262,7 @@ static int dec_string(Dec *d) {
         if (!k) return dec_fail(d, (const char *)p, "invalid UTF-8 in string");
         p += k;
     }
-    lua_pushlstring(d->L, d->p + 1, (size_t)((const char *)p - d->p - 1));   /* ... str */
+    push_str(d, d->p + 1, (size_t)((const char *)p - d->p - 1));             /* ... str */
     d->p = (const char *)p + 1;
     return 1;
 }
@@ -461,11 +497,56 @@ static int dec_object(Dec *d) {
     return 1;
 }
 
+/* A price record's objects (d->cache set): the table is made first, sized like the last
+ * object at the same depth (a recording's messages have the same shape line after line),
+ * and each pair stored as it is read. perf, issue 12 (callgrind): dec_object's stack runs
+ * (the table rotated under its pairs, each pair copied once more to be stored) were ~1.5k
+ * instructions of a price line's ~15k. The same values and the same later-duplicate-wins
+ * rule; only the table's initial size differs from dec_object's when a line's shape does. */
+
+static int dec_object_hinted(Dec *d) {
+    lua_State *L = d->L;
+    if (!dec_enter(d)) return 0;
+    d->p++;
+    int slot = d->depth < PS_JSON_HINTS ? d->depth : PS_JSON_HINTS - 1;
+    lua_createtable(L, 0, d->hints[slot]);          /* ... obj */
+    int t = lua_gettop(L), n = 0;
+    skip_ws(d);
+    if (d->p < d->e && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 1;
+    }
+    for (;;) {
+        if (!lua_checkstack(L, 6)) return dec_fail(d, d->p, "Lua stack exhausted");
+        if (d->p >= d->e) return dec_eof(d);
+        if (*d->p != '"') return dec_unexpected(d, "expected a string key");
+        if (!dec_string(d)) return 0;               /* ... obj key */
+        skip_ws(d);
+        if (d->p >= d->e) return dec_eof(d);
+        if (*d->p != ':') return dec_unexpected(d, "expected ':'");
+        d->p++;
+        if (!dec_value(d)) return 0;                /* ... obj key val */
+        lua_rawset(L, t);                           /* ... obj */
+        n++;
+        skip_ws(d);
+        if (d->p >= d->e) return dec_eof(d);
+        if (*d->p == '}') { d->p++; break; }
+        if (*d->p != ',') return dec_unexpected(d, "expected ',' or '}'");
+        d->p++;
+        skip_ws(d);
+        if (d->p < d->e && *d->p == '}') return dec_fail(d, d->p, "trailing comma in object");
+    }
+    d->hints[slot] = n;
+    d->depth--;
+    return 1;
+}
+
 static int dec_value(Dec *d) {
     skip_ws(d);
     if (d->p >= d->e) return dec_eof(d);
     switch (*d->p) {
-    case '{': return dec_object(d);
+    case '{': return d->cache ? dec_object_hinted(d) : dec_object(d);
     case '[': return dec_array(d);
     case '"': return dec_string(d);
     case 't':
@@ -492,7 +573,7 @@ int ps_json_push(lua_State *L, const char *s, size_t n, char *err, size_t errlen
     int top = lua_gettop(L);
     Dec d;
     d.L = L; d.s = d.p = s; d.e = s + n; d.err = err; d.errlen = errlen;
-    d.depth = 0; d.dp = 0;
+    d.depth = 0; d.dp = 0; d.cache = 0; d.hints = NULL;
     if (err && errlen) err[0] = '\0';
     if (!lua_checkstack(L, 6)) return dec_fail(&d, s, "Lua stack exhausted");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);   /* ... mt */
@@ -558,7 +639,7 @@ static int dec_price_record(Dec *d, int top) {
             have_t = 1;
         } else if (KEY_IS(k, kn, "msg") && !have_msg) {
             if (*d->p != '{') goto no;
-            if (!dec_object(d)) goto no;                /* ... mt t msg obj */
+            if (!(d->cache ? dec_object_hinted(d) : dec_object(d))) goto no; /* ... mt t msg obj */
             lua_replace(L, top + 3);                    /* ... mt t msg */
             have_msg = 1;
         } else {
@@ -579,11 +660,11 @@ no:
     return 0;
 }
 
-int ps_json_push_record(lua_State *L, const char *s, size_t n, char *err, size_t errlen) {
+int ps_json_push_record(lua_State *L, const char *s, size_t n, int cache, int *hints, char *err, size_t errlen) {
     int top = lua_gettop(L);
     Dec d;
     d.L = L; d.s = d.p = s; d.e = s + n; d.err = NULL; d.errlen = 0;
-    d.depth = 0; d.dp = 0;
+    d.depth = 0; d.dp = 0; d.cache = cache && hints ? lua_absindex(L, cache) : 0; d.hints = hints;
     if (!lua_checkstack(L, 8)) return ps_json_push(L, s, n, err, errlen);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);   /* ... mt */
     d.mtidx = top + 1;

@@ -1,6 +1,6 @@
 /* jsonl.c: the backtest's recording reader. A JSON Lines file read in large blocks and decoded
  * line by line straight from the block (no Lua string per line), price records without their
- * record table (ps_json_push_record). perf, issue 12: the replay of a 200k-event recording
+ * record table (ps_json_push_record; the reader's uservalue is its string cache). perf, issue 12: the replay of a 200k-event recording
  * spent ~0.8 us a line in f:lines("L") and ~2.2 us decoding it.
  *
  *   local r = core.jsonl_open(path)          -> reader | nil, message
@@ -27,6 +27,7 @@ typedef struct {
     lua_Integer line;
     lua_Integer consumed;
     int eof;
+    int hints[PS_JSON_HINTS];   /* ps_json_push_record's object sizes, line to line */
 } Reader;
 
 static Reader *check_reader(lua_State *L) {
@@ -111,7 +112,9 @@ static int l_next(lua_State *L) {
     }
     char err[160];
     lua_settop(L, 1);
-    int k = ps_json_push_record(L, s, n, err, sizeof err);  /* r t msg | r value | r */
+    lua_getiuservalue(L, 1, 1);                             /* r cache */
+    int k = ps_json_push_record(L, s, n, 2, r->hints, err, sizeof err); /* r cache t msg | r cache value | r cache */
+    lua_remove(L, 2);                                       /* r t msg | r value | r */
     if (k == 2) {
         lua_pushliteral(L, "price");
         lua_pushinteger(L, r->line);
@@ -146,9 +149,11 @@ static int l_tostring(lua_State *L) {
 /* core.jsonl_open(path) -> reader | nil, message */
 static int l_open(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    Reader *r = lua_newuserdatauv(L, sizeof *r, 0);         /* path r */
+    Reader *r = lua_newuserdatauv(L, sizeof *r, 1);         /* path r */
     memset(r, 0, sizeof *r);
     luaL_setmetatable(L, JSONL_MT);
+    lua_createtable(L, 256, 0);                             /* path r cache (json.c's STR_SLOTS) */
+    lua_setiuservalue(L, -2, 1);                            /* path r */
     void *ud;
     lua_Alloc alloc = lua_getallocf(L, &ud);
     r->buf = alloc(ud, NULL, 0, BLOCK);

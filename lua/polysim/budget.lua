@@ -141,6 +141,12 @@ function _M.install(task)
   return false
 end
 
+-- polysim.callback's runners keep their hook from callback to callback: whether one with
+-- this budget needs it (installed once), and the hook put back as install puts it (after an
+-- interruption changed it).
+function _M.wants_hook(limit) return (limit or watchdog) and true or false end
+function _M.rearm(task) sethook(task.co, hook, "", _M.HOOK_COUNT) end
+
 -- The coroutine library of a strategy's environment: what it creates carries the budget
 -- hook, and its time counts against the task that resumes it.
 function _M.coroutine_lib()

@@ -18,7 +18,7 @@
 local core = require "polysim.core"
 
 local coroutine, error, setmetatable, table = coroutine, error, setmetatable, table
-local ipairs, pcall, select, tostring, type, xpcall = ipairs, pcall, select, tostring, type, xpcall
+local ipairs, pcall, tostring, type, xpcall = ipairs, pcall, tostring, type, xpcall
 local monotime = core.monotime
 local co_resume = coroutine.resume
 
@@ -63,8 +63,20 @@ local function worker(fn, ...)
   return worker(yield(FREE))
 end
 
+-- Yielded (first, before the run's outcome) by a kept task (keep_task below) whose run is
+-- over: it is done, and its coroutine stays with its record for the next run.
+local PARKED = setmetatable({}, { __tostring = function() return "polysim.loop.PARKED" end })
+_M.PARKED = PARKED
+
+local function parked(task, _, ...)
+  task.done = true
+  if task.joiners then wake_joiners(task) end
+  return task.on_park(task, ...)
+end
+
 local function finish(task, ok, ...)
   local co = task.co
+  if ok and (...) == PARKED then return parked(task, ...) end
   if ok and (...) == FREE then
     tasks[co] = nil
     task.done = true
@@ -87,7 +99,9 @@ local function finish(task, ok, ...)
     end
     return wake_joiners(task)
   end
-  if ok and select("#", ...) == 0 and _M.take_preempted and _M.take_preempted() == co then
+  -- (the preempting hook yields no values; a caller that passes a fixed number of them, as
+  -- polysim.callback's runners do, passes nils: take_preempted tells which it was)
+  if ok and (...) == nil and _M.take_preempted and _M.take_preempted() == co then
     -- Suspended by the step deadline's hook (polysim.preempt, host only): parked until the
     -- host's next step resumes it; its budget counts only the time it ran.
     task.used = task.since and (monotime() - task.since)
@@ -175,6 +189,28 @@ function _M.spawn_task(task, setup, fn, ...)
   finish(task, co_resume(co, fn, ...))
   return task
 end
+
+-- A task that keeps its coroutine and its record from run to run (polysim.callback's
+-- runners: a callback that ends without waiting costs no new record, no coroutine hand-over
+-- and no hook installation; perf, issue 12). body is the coroutine's function: it gets the
+-- first run's arguments, and ends each run with `yield(loop.PARKED, ...)`, which returns
+-- the next run's. Its owner resumes it for each run (coroutine.resume, task.done false, since
+-- set as resume sets it) and hands what that returned to finish_task unless it parked; when
+-- a run that waited ends, the loop calls task.on_park(task, ...) with the rest of what it
+-- yielded (outside the coroutine). A run that waits is an ordinary task meanwhile. setup(task)
+-- as in spawn_task.
+function _M.keep_task(task, setup, body)
+  local co = coroutine.create(body)
+  task.co = co
+  tasks[co] = task
+  if setup then setup(task) end
+  if _M.on_spawn then _M.on_spawn(task) end
+  return task
+end
+
+-- What the loop does with what a task's resume returned (ok, ...): for a kept task's own
+-- resume of its next run when that did not park (it waits, was preempted, or went wrong).
+_M.finish_task = finish
 
 -- The task record of a coroutine (nil when it is not a task).
 function _M.task_of(co) return tasks[co] end

@@ -74,7 +74,8 @@
 -- Ordering guarantees:
 --   * Every callback runs in a task (coroutine) of its own on the one loop, so a client call
 --     inside it yields and other callbacks go on meanwhile; nothing runs in parallel, so code
---     between two yields is never interleaved with other strategy code.
+--     between two yields is never interleaved with other strategy code. (An event's task may
+--     reuse the coroutine of one that has ended: polysim.callback's runners.)
 --   * Price events of one market are delivered in arrival order, one at a time: on_price for
 --     the next event of that market starts only after the previous one has returned (waits
 --     included). Different markets do not wait for each other.
@@ -172,9 +173,13 @@ end
 -- A logger whose lines carry `tag` (the strategy's own is ctx.log).
 function Runtime:logger(tag)
   local l = {}
-  local format_args = log.format_args
-  for level in pairs(log.LEVELS) do
+  local format_args, LEVELS = log.format_args, log.LEVELS
+  for level in pairs(LEVELS) do
+    local n = LEVELS[level]
     l[level] = function(first, ...)
+      -- a line below the output's level is dropped before it is formatted (perf, issue 12: a
+      -- backtest logs at warn, and examples/mean_reversion's info lines were formatted anyway)
+      if n < self.out.level then return end
       if first == l then return self:_log(level, tag, format_args(select("#", ...), ...)) end
       return self:_log(level, tag, format_args(select("#", ...) + 1, first, ...))
     end

@@ -98,9 +98,10 @@ function _M.events(path, warn, st)
   local function close()
     if not closed then closed = true; r:close() end
   end
+  local rnext = r.next -- the method once: the iterator runs once per record
   return function()
     if closed then return nil end
-    local kind, n, a, b = r:next()
+    local kind, n, a, b = rnext(r)
     if kind == "price" then
       local t, msg = a, b
       if type(t) == "number" and (not last_t or t >= last_t) and known[msg.market_id] then

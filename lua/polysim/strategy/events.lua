@@ -7,7 +7,7 @@ local callback = require "polysim.callback"
 
 local pairs, tostring, type = pairs, tostring, type
 local string_format = string.format
-local invoke = callback.invoke
+local run = callback.deliver -- runners: see polysim.callback
 
 local _M = {}
 
@@ -38,8 +38,8 @@ function pump(rt, q)
     local fn = ver.mod[q.cb]
     if fn then
       stats.delivered = stats.delivered + 1
-      local rec = invoke(rt, ver, q.cb, fn, ver.ctx, ev)
-      if not rec.finished then
+      local rec = run(rt, ver, q.cb, fn, ver.ctx, ev)
+      if rec then
         q.busy = true
         rec.on_done = q.resume
         break
@@ -106,9 +106,9 @@ function Runtime:deliver(ev)
         end
         stats.delivered = stats.delivered + 1
         q.pumping = true -- events for this market that arrive meanwhile queue up behind it
-        local rec = invoke(self, cur, "on_price", fn, cur.ctx, ev)
+        local rec = run(self, cur, "on_price", fn, cur.ctx, ev)
         q.pumping = false
-        if not rec.finished then
+        if rec then
           q.busy = true
           rec.on_done = q.resume
         elseif q.head <= q.tail then
