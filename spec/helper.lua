@@ -40,6 +40,23 @@ function H.raw(base, method, path, headers, body)
   end)
 end
 
+-- A scratch folder for a spec's strategy files: returns the folder and write(src[, name]),
+-- which writes src to NAME (or PREFIXn.lua, numbered in call order) there and returns its path.
+function H.scratch(prefix)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  local n = 0
+  return dir, function(src, name)
+    n = n + 1
+    local path = dir .. "/" .. (name or (prefix .. n .. ".lua"))
+    local f = assert(io.open(path, "w"))
+    f:write(src)
+    f:close()
+    return path
+  end
+end
+
 function H.url(server) return "http://127.0.0.1:" .. server:port() end
 
 -- Raises unless fn raises an error whose message contains `text` (plain match).

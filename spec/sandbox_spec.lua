@@ -8,18 +8,8 @@ local ploop = require "polysim.loop"
 
 local EXE = os.getenv "POLYSIM_EXE" or "build/bin/polysim"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
-local nfile = 0
-local function write(src)
-  nfile = nfile + 1
-  local path = tmpdir .. "/sbx" .. nfile .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
+local H = require "helper"
+local tmpdir, write = H.scratch("sbx")
 
 local function new(opts)
   local lines = {}

@@ -4,18 +4,8 @@ local strategy = require "polysim.strategy"
 local queue = require "polysim.queue"
 local ploop = require "polysim.loop"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
-local nfile = 0
-local function write(src)
-  nfile = nfile + 1
-  local path = tmpdir .. "/i" .. nfile .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
+local H = require "helper"
+local _, write = H.scratch("i")
 
 -- A simulated clock: time moves only when the spec says so.
 local function fake_clock(t0)

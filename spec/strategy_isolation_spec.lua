@@ -5,18 +5,7 @@ local strategy = require "polysim.strategy"
 local ploop = require "polysim.loop"
 local H = require "helper"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
-local nfile = 0
-local function write(src)
-  nfile = nfile + 1
-  local path = tmpdir .. "/iso" .. nfile .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
+local _, write = H.scratch("iso")
 
 local function grep(lines, text)
   for _, l in ipairs(lines) do

@@ -4,19 +4,8 @@ local strategy = require "polysim.strategy"
 local ploop = require "polysim.loop"
 local core = require "polysim.core"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
-
-local nfile = 0
-local function write(src, name)
-  nfile = nfile + 1
-  local path = tmpdir .. "/" .. (name or ("s" .. nfile .. ".lua"))
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
+local H = require "helper"
+local _, write = H.scratch("s")
 
 local function new(opts)
   local lines = {}
