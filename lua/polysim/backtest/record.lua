@@ -40,7 +40,9 @@ usage: polysim record [--base-url URL] [--markets ID,...|--hot N] [--duration S]
   before those prices.
   --spot BTC,ETH: also the underlyings' spot ticks (GET /prices/stream), their Up/Down
   windows' lifecycle messages, and the --windows N (default 2) windows of each that expire
-  next (metadata, prices and books), so that a backtest can replay an Up/Down strategy.
+  next (metadata, prices and books); a window that opens during the recording is followed
+  from its first lifecycle message (a settled one leaves), so that a backtest can replay an
+  Up/Down strategy.
 ]=]
 
 local function die(msg)
