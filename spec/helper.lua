@@ -57,6 +57,21 @@ function H.scratch(prefix)
   end
 end
 
+-- The first of a runtime's log lines that contains text (plain), and how many do.
+function H.grep(lines, text)
+  for _, l in ipairs(lines) do
+    if l:find(text, 1, true) then return l end
+  end
+end
+
+function H.count(lines, text)
+  local n = 0
+  for _, l in ipairs(lines) do
+    if l:find(text, 1, true) then n = n + 1 end
+  end
+  return n
+end
+
 function H.url(server) return "http://127.0.0.1:" .. server:port() end
 
 -- Raises unless fn raises an error whose message contains `text` (plain match).

@@ -4,6 +4,7 @@
 local strategy = require "polysim.strategy"
 local reload = require "polysim.reload"
 local ploop = require "polysim.loop"
+local H = require "helper"
 
 local tmpdir = os.tmpname()
 os.remove(tmpdir)
@@ -28,11 +29,7 @@ local function new(opts)
   return strategy.new(o), lines
 end
 
-local function grep(lines, text)
-  for _, l in ipairs(lines) do
-    if l:find(text, 1, true) then return l end
-  end
-end
+local grep = H.grep
 
 local function settle(rt)
   assert(ploop.run_until(function() return rt:idle() end, 5), "runtime did not settle")

@@ -18,19 +18,9 @@ local function new(opts)
   return strategy.new(o), lines
 end
 
-local function grep(lines, text)
-  for _, l in ipairs(lines) do
-    if l:find(text, 1, true) then return l end
-  end
-end
+local grep = H.grep
 
-local function count(lines, text)
-  local n = 0
-  for _, l in ipairs(lines) do
-    if l:find(text, 1, true) then n = n + 1 end
-  end
-  return n
-end
+local count = H.count
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

@@ -7,11 +7,7 @@ local H = require "helper"
 
 local _, write = H.scratch("iso")
 
-local function grep(lines, text)
-  for _, l in ipairs(lines) do
-    if l:find(text, 1, true) then return l end
-  end
-end
+local grep = H.grep
 
 describe("error containment", function()
   local server, client

@@ -17,13 +17,7 @@ local function runtime(path, opts)
   return rt, lines
 end
 
-local function count(lines, text)
-  local n = 0
-  for _, l in ipairs(lines) do
-    if l:find(text, 1, true) then n = n + 1 end
-  end
-  return n
-end
+local count = H.count
 
 local function price(id, buy) return { type = "price", market_id = id, buy = buy, sell = "0.5" } end
 

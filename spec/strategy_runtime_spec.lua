@@ -19,11 +19,7 @@ local function settle(rt, timeout)
   assert(ploop.run_until(function() return rt:idle() end, timeout or 5), "runtime did not settle")
 end
 
-local function grep(lines, text)
-  for _, l in ipairs(lines) do
-    if l:find(text, 1, true) then return l end
-  end
-end
+local grep = H.grep
 
 local function price(id, seq) return { type = "price", market_id = id, buy = "0.51", sell = "0.49", seq = seq } end
 
